@@ -1,0 +1,5 @@
+"""The WSGI entry point: ``gunicorn app:app``."""
+
+from comms import create_app
+
+app = create_app()

@@ -1,0 +1,79 @@
+"""What every blueprint shares: the arguments parser, the request's session and caller."""
+
+from __future__ import annotations
+
+import flask_smorest
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+from webargs.flaskparser import FlaskParser
+
+from ..errors import Forbidden, MalformedJson, Unauthorized, ValidationFailed
+from ..runtime import Runtime
+from ..services import apps
+from ..services.apps import Caller
+
+
+class Parser(FlaskParser):
+    """webargs' parser, speaking the contract: 400 with field errors and a stable ``error`` id."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise MalformedJson()
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        messages = error.normalized_messages()
+        # Flatten webargs' {"json": {...}} / {"query": {...}} to field → messages.
+        flat: dict[str, list[str]] = {}
+        for location, fields in messages.items():
+            if not isinstance(fields, dict):
+                flat[location] = fields if isinstance(fields, list) else [str(fields)]
+                continue
+            for name, value in fields.items():
+                flat[name] = value if isinstance(value, list) else [value]
+        if "_schema" in flat:
+            flat["_request"] = flat.pop("_schema")
+        raise ValidationFailed(errors=flat)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["comms"]
+
+
+def session() -> Session:
+    """The request's session; closed (and rolled back if uncommitted) when the request ends."""
+    if "db_session" not in g:
+        g.db_session = runtime().db.sessionmaker()
+    return g.db_session
+
+
+def close_session(_exc=None) -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+def caller() -> Caller:
+    """Authenticate the request's bearer key (once per request)."""
+    if "caller" not in g:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized()
+        found = apps.authenticate(session(), key.strip())
+        if found is None:
+            raise Unauthorized("The API key is not valid or was revoked.")
+        g.caller = found
+    return g.caller
+
+
+def admin() -> Caller:
+    who = caller()
+    if not who.is_admin:
+        raise Forbidden("This needs an admin key.")
+    return who
+

@@ -1,0 +1,1 @@
+"""Carrier adapters behind one port (base.py), looked up by type name (registry.py)."""

@@ -1,0 +1,20 @@
+"""SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
+
+from .app import ApiKey, App
+from .base import Base, new_id, utcnow
+from .message import STATUS_RANK, TERMINAL, IdempotencyRecord, Message, MessageEvent
+from .template import Template
+
+__all__ = [
+    "STATUS_RANK",
+    "TERMINAL",
+    "ApiKey",
+    "App",
+    "Base",
+    "IdempotencyRecord",
+    "Message",
+    "MessageEvent",
+    "Template",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,124 @@
+"""Handing claimed messages to carriers, many at once, and recording what happened.
+
+One delivery job carries one message (a single send or a login code) or a chunk of a batch.
+Messages are claimed with one conditional UPDATE, so a job that runs twice (RQ retry, sweeper
+re-enqueue after a lost job) never sends a message another run has already handed over; then all
+of them are handed to carriers concurrently on the worker's thread pool, and the results are
+written back in a handful of statements.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, update
+from sqlalchemy.orm import Session
+
+from ..carriers.base import CarrierError, CarrierPermanentError, CarrierTransientError, OutboundSms, SendResult
+from ..models import Message, MessageEvent, utcnow
+from . import callbacks, status
+from .phone import mask
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):  # noqa: N818 - reads as what it asks RQ to do
+    """Some messages of the job failed transiently; RQ's Retry runs the job again after a pause."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: SendResult | None = None
+    error: CarrierError | None = None
+    carrier: str | None = None
+
+
+def claim(session: Session, message_ids: list[str], claim_timeout: float) -> list[dict[str, Any]]:
+    """Mark due messages ``sending`` and return them; a message another worker holds is skipped.
+
+    A ``sending`` message whose claim is older than ``claim_timeout`` belonged to a worker that died
+    mid-delivery (or to a transient failure awaiting retry, whose claim is cleared), so it is taken again.
+    """
+    now = utcnow()
+    table = Message.__table__
+    stale = now - timedelta(seconds=claim_timeout)
+    stmt = (
+        update(table)
+        .where(
+            table.c.id.in_(message_ids),
+            table.c.due_at <= now,
+            or_(
+                table.c.status == "queued",
+                and_(table.c.status == "sending", or_(table.c.claimed_at.is_(None), table.c.claimed_at < stale)),
+            ),
+        )
+        .values(status="sending", claimed_at=now, attempts=table.c.attempts + 1, updated_at=now)
+        .returning(table)
+    )
+    rows = [dict(row._mapping) for row in session.execute(stmt)]
+    if rows:
+        session.execute(insert(MessageEvent), [
+            {"message_id": r["id"], "status": "sending", "at": now, "detail": f"attempt {r['attempts']}"}
+            for r in rows
+        ])
+    return rows
+
+
+def hand_off(runtime, row: dict[str, Any]) -> Outcome:
+    """Try the number's routes in order; a transient failure moves on to the next route."""
+    sms = OutboundSms(reference=row["id"], to=row["to"], from_=row["from"], body=row["body"],
+                      app_id=row["app_id"])
+    outcome = Outcome(error=CarrierTransientError(None, "no carrier routes this number", "no_route"))
+    for carrier in runtime.router.candidates(row["to"]):
+        try:
+            return Outcome(result=carrier.send_sms(sms), carrier=carrier.name)
+        except CarrierPermanentError as exc:
+            return Outcome(error=exc, carrier=carrier.name)
+        except CarrierTransientError as exc:
+            log.warning("carrier %s transient failure for %s to %s: %s", carrier.name, row["id"],
+                        mask(row["to"]), exc)
+            outcome = Outcome(error=exc, carrier=carrier.name)
+    return outcome
+
+
+def deliver(runtime, message_ids: list[str], *, last_attempt: bool) -> None:
+    """Deliver the given messages; raise RetryLater when some should be tried again."""
+    with runtime.db.session() as session:
+        rows = claim(session, message_ids, runtime.settings.claim_timeout)
+    if not rows:
+        return
+    # A first claim moved queued → sending: that is a status change the app hears about.
+    first = [status.Change(message=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1]
+    outcomes = list(runtime.executor.map(lambda r: hand_off(runtime, r), rows))
+    transitions, retrying = [], 0
+    for row, outcome in zip(rows, outcomes, strict=True):
+        transitions.append(_transition(row, outcome, last_attempt))
+        retrying += transitions[-1].status == "sending"
+    with runtime.db.session() as session:
+        changes = status.apply(session, transitions)
+        planned = callbacks.plan(session, first + changes)
+    runtime.queues.enqueue_callbacks(planned)
+    if retrying:
+        raise RetryLater(f"{retrying} of {len(rows)} message(s) failed transiently")
+
+
+def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> status.Transition:
+    if outcome.result is not None:
+        r = outcome.result
+        return status.Transition(row["id"], "sent", detail=f"accepted by {outcome.carrier}",
+                                 fields={"carrier": outcome.carrier, "carrier_message_id": r.carrier_message_id,
+                                         "price": r.price, "claimed_at": None, "error": None,
+                                         "error_code": None, "error_message": None})
+    error = outcome.error
+    fields = {"carrier": outcome.carrier, "error": error.error, "error_code": error.code,
+              "error_message": error.message[:500]}
+    if isinstance(error, CarrierPermanentError) or last_attempt:
+        detail = f"{outcome.carrier or 'no carrier'}: {error}" + ("" if isinstance(error, CarrierPermanentError)
+                                                                  else " (retries exhausted)")
+        return status.Transition(row["id"], "failed", detail=detail, fields=fields)
+    # Clearing the claim lets RQ's retry of this job take the message again.
+    return status.Transition(row["id"], "sending", detail=f"{outcome.carrier}: {error}; will retry",
+                             fields={**fields, "claimed_at": None})
