@@ -66,7 +66,7 @@ def make_settings(backing, tmp_path):
         base = dict(
             home=tmp_path, database_url=backing["database_url"], redis_url=backing["redis_url"],
             secret_key="test-secret-key", carriers=carriers, delivery_retries=(0, 0, 0),
-            webhook_retries=(0, 0), sweep_interval=0.2, requeue_after=0.5, delivery_concurrency=16,
+            webhook_retries=(0, 1, 1), sweep_interval=0.2, requeue_after=0.5, delivery_concurrency=16,
         )
         return Settings(**{**base, **overrides})
 
@@ -164,21 +164,25 @@ def approved_template(api, admin_api):
 def work(runtime):
     """Run a real RQ worker (in this process, burst mode) and the sweeper until nothing moves."""
 
-    def drain(rounds: int = 20, settle: float = 0.0) -> None:
+    def drain(timeout: float = 20.0) -> None:
         worker = runner.make_worker(runtime)
-        for _ in range(rounds):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             worked = worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
-            if settle:
-                time.sleep(settle)
             counts = sweeper.sweep(runtime)
-            if not worked and not any(counts.values()) and not _pending(runtime):
-                return
+            queued, scheduled = _pending(runtime)
+            if not worked and not any(counts.values()) and not queued:
+                if not scheduled:
+                    return
+                time.sleep(0.1)  # a retry is waiting for its backoff interval
+        raise AssertionError("the queues did not drain in time")
 
     return drain
 
 
-def _pending(runtime) -> int:
-    return sum(q.count for q in runtime.queues.in_priority_order())
+def _pending(runtime) -> tuple[int, int]:
+    queues = runtime.queues.in_priority_order()
+    return sum(q.count for q in queues), sum(q.scheduled_job_registry.count for q in queues)
 
 
 class CallbackReceiver:
@@ -187,16 +191,22 @@ class CallbackReceiver:
     def __init__(self):
         self.requests: list[dict] = []
         self.status = 200
+        self.fail_first = 0  # answer 500 to this many requests first
         self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @Request.application
     def _app(self, request: Request) -> Response:
         self.requests.append({"headers": dict(request.headers), "raw": request.get_data(),
                               "json": json.loads(request.get_data() or b"null")})
-        return Response("ok" if self.status < 300 else "no", status=self.status)
+        status = self.status
+        if self.fail_first:
+            self.fail_first -= 1
+            status = 500
+        self.requests[-1]["answered"] = status
+        return Response("ok" if status < 300 else "no", status=status)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from sqlalchemy import select
 
+from ..errors import NotFound
 from ..models import Template
 from ..schemas.common import ErrorSchema
 from ..schemas.template import (
@@ -31,7 +32,7 @@ def _find(template_id: str) -> Template:
         found = session().get(Template, template_id)
         if found is not None:
             return found
-    return templates.get(session(), who.app.id, template_id)
+    return templates.get(session(), who.app.id, template_id, missing=NotFound)
 
 
 @blp.route("")

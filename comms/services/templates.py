@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from .. import sms_encoding
 from ..errors import (
+    CommsError,
     MissingParams,
     NameTaken,
     TemplateMismatch,
@@ -50,10 +51,11 @@ def create(session: Session, app_id: str, data: Mapping[str, Any], *, auto_appro
     return template
 
 
-def get(session: Session, app_id: str, template_id: str) -> Template:
+def get(session: Session, app_id: str, template_id: str, *, missing: type[CommsError] = TemplateNotFound) -> Template:
+    """The app's template; ``missing`` is what to raise otherwise (a 404 for the template's own URL)."""
     template = session.scalar(select(Template).where(Template.id == template_id, Template.app_id == app_id))
     if template is None:
-        raise TemplateNotFound("No such template.", field="template_id")
+        raise missing("No such template.", field="template_id")
     return template
 
 
