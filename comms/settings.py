@@ -83,6 +83,7 @@ class Settings:
             "COMMS_BATCH_CHUNK_SIZE": ("batch_chunk_size", int),
             "COMMS_CLAIM_TIMEOUT": ("claim_timeout", float),
             "COMMS_SWEEP_INTERVAL": ("sweep_interval", float),
+            "COMMS_REQUEUE_AFTER": ("requeue_after", float),
             "COMMS_TRUSTED_PROXIES": ("trusted_proxies", int),
             "COMMS_LOG_LEVEL": ("log_level", str),
         }

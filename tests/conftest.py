@@ -9,10 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -223,9 +222,3 @@ def receiver() -> Iterator[CallbackReceiver]:
 def redis_client(runtime):
     return connect(runtime.redis_url)
 
-
-def table_names(engine) -> list[str]:
-    return inspect(engine).get_table_names()
-
-
-ROOT = Path(__file__).resolve().parent.parent
