@@ -35,7 +35,7 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file is what an older Python runs first
         sys.exit("comms needs Python 3.11 or newer")
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command not in {"run", "test", "worker", "comms"}:

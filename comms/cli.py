@@ -110,16 +110,21 @@ def run_command(host: str, port: int) -> None:
     rt = _runtime()
     migrate.upgrade(rt.db.engine)
     key = _demo_app(rt)
-    env = {**os.environ, "COMMS_REDIS_URL": rt.redis_url, "COMMS_DATABASE_URL": rt.settings.effective_database_url,
-           "COMMS_SECRET_KEY": rt.settings.secret_key}
+    env = {
+        **os.environ,
+        "COMMS_REDIS_URL": rt.redis_url,
+        "COMMS_DATABASE_URL": rt.settings.effective_database_url,
+        "COMMS_SECRET_KEY": rt.settings.secret_key,
+    }
     worker = subprocess.Popen([sys.executable, "-m", "comms.cli", "worker"], env=env)
     base = f"http://{host}:{port}"
     click.echo(
         f"\ncomms is running on {base}  (docs: {base}/docs)\n"
         f"database: {rt.db.engine.url.render_as_string(hide_password=True)}\nredis: {rt.redis_url}\n\n"
         f"API key of app '{DEMO_APP}': {key}\n\nTry:\n"
-        f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
-        f"    -d '{{\"to\": \"+14155552671\", \"template\": \"welcome\", \"params\": {{\"name\": \"Ada\"}}}}'\n"
+        f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' \\\n"
+        f"    -H 'Content-Type: application/json' \\\n"
+        f'    -d \'{{"to": "+14155552671", "template": "welcome", "params": {{"name": "Ada"}}}}\'\n'
         f"  curl -s {base}/v1/sandbox/outbox -H 'Authorization: Bearer {key}'\n"
     )
     try:
@@ -143,12 +148,25 @@ def _demo_app(rt: Runtime) -> str:
             app, key = apps.create_app(session, DEMO_APP, admin=True)
         else:
             key = apps.rotate_key(session, app)
-        if session.scalar(select(Template).where(Template.app_id == app.id, Template.name == DEMO_TEMPLATE[0])) \
-                is None:
+        if (
+            session.scalar(
+                select(Template).where(Template.app_id == app.id, Template.name == DEMO_TEMPLATE[0])
+            )
+            is None
+        ):
             from .services import templates
 
-            templates.create(session, app.id, {"name": DEMO_TEMPLATE[0], "kind": "notification", "channel": "sms",
-                                               "body": DEMO_TEMPLATE[1]}, auto_approve=True)
+            templates.create(
+                session,
+                app.id,
+                {
+                    "name": DEMO_TEMPLATE[0],
+                    "kind": "notification",
+                    "channel": "sms",
+                    "body": DEMO_TEMPLATE[1],
+                },
+                auto_approve=True,
+            )
     return key
 
 

@@ -27,7 +27,9 @@ class Database:
             # up front and waits for it. WAL keeps other processes' readers unblocked.
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         else:
-            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+            self.engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+            )
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

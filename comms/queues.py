@@ -44,9 +44,14 @@ class Queues:
             return
         intervals = list(self.settings.webhook_retries)
         data = [
-            Queue.prepare_data("workers.jobs.post_callback", args=(app_id, url, payload),
-                               retry=Retry(max=len(intervals), interval=intervals), result_ttl=0,
-                               failure_ttl=7 * 24 * 3600, description=f"callback {payload.get('id')}")
+            Queue.prepare_data(
+                "workers.jobs.post_callback",
+                args=(app_id, url, payload),
+                retry=Retry(max=len(intervals), interval=intervals),
+                result_ttl=0,
+                failure_ttl=7 * 24 * 3600,
+                description=f"callback {payload.get('id')}",
+            )
             for app_id, url, payload in planned
         ]
         with self.connection.pipeline() as pipe:

@@ -21,8 +21,14 @@ class Router:
             if route["carrier"] not in carriers:
                 raise ValueError(f"route {route!r} names an unconfigured carrier")
         self._routes = sorted(
-            ({"prefix": str(r.get("prefix", "")).lstrip("+"), "carrier": r["carrier"],
-              "priority": int(r.get("priority", 1))} for r in routes),
+            (
+                {
+                    "prefix": str(r.get("prefix", "")).lstrip("+"),
+                    "carrier": r["carrier"],
+                    "priority": int(r.get("priority", 1)),
+                }
+                for r in routes
+            ),
             key=lambda r: (-len(r["prefix"]), r["priority"]),
         )
         self.carriers = carriers

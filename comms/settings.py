@@ -60,7 +60,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``COMMS_*`` variables; ``COMMS_CONFIG`` names a TOML file for carriers/routes."""
+        """Settings from ``COMMS_*`` variables; ``COMMS_CONFIG`` names a TOML file of carriers and routes."""
         env = os.environ if environ is None else environ
         home = Path(env.get("COMMS_HOME", ".comms"))
         values: dict[str, Any] = {"home": home}
@@ -96,7 +96,7 @@ class Settings:
 
 
 def _home_secret(home: Path) -> str:
-    """A secret kept in the home folder, so a developer install signs and hashes consistently across restarts."""
+    """A secret kept in the home folder, so a developer install hashes and signs alike across restarts."""
     path = home / "secret_key"
     if path.exists():
         return path.read_text().strip()

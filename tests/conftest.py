@@ -61,11 +61,20 @@ def make_settings(backing, tmp_path):
     """Settings for a test; keyword arguments override, ``sandbox`` sets the sandbox carrier's options."""
 
     def make(sandbox: dict | None = None, **overrides) -> Settings:
-        carriers = overrides.pop("carriers", {"sandbox": {"type": "sandbox", "delivery_delay": 0, **(sandbox or {})}})
+        carriers = overrides.pop(
+            "carriers", {"sandbox": {"type": "sandbox", "delivery_delay": 0, **(sandbox or {})}}
+        )
         base = dict(
-            home=tmp_path, database_url=backing["database_url"], redis_url=backing["redis_url"],
-            secret_key="test-secret-key", carriers=carriers, delivery_retries=(0, 0, 0),
-            webhook_retries=(0, 1, 1), sweep_interval=0.2, requeue_after=0.5, delivery_concurrency=16,
+            home=tmp_path,
+            database_url=backing["database_url"],
+            redis_url=backing["redis_url"],
+            secret_key="test-secret-key",
+            carriers=carriers,
+            delivery_retries=(0, 0, 0),
+            webhook_retries=(0, 1, 1),
+            sweep_interval=0.2,
+            requeue_after=0.5,
+            delivery_concurrency=16,
         )
         return Settings(**{**base, **overrides})
 
@@ -145,10 +154,15 @@ def admin_api(new_app) -> Api:
 
 @pytest.fixture
 def approved_template(api, admin_api):
-    """``approved_template(body, name=…, kind=…) -> template json``, created by ``api`` and approved by admin."""
+    """``approved_template(body, name=…, kind=…) -> template``: created by ``api``, approved by admin."""
 
-    def make(body: str = "Hi {{name}}, your order {{order}} has shipped.", name: str = "shipped",
-             kind: str = "notification", channel: str = "sms", owner: Api | None = None) -> dict:
+    def make(
+        body: str = "Hi {{name}}, your order {{order}} has shipped.",
+        name: str = "shipped",
+        kind: str = "notification",
+        channel: str = "sms",
+        owner: Api | None = None,
+    ) -> dict:
         owner = owner or api
         created = owner.post("/v1/templates", {"name": name, "kind": kind, "channel": channel, "body": body})
         assert created.status_code == 201, created.json
@@ -198,8 +212,13 @@ class CallbackReceiver:
 
     @Request.application
     def _app(self, request: Request) -> Response:
-        self.requests.append({"headers": dict(request.headers), "raw": request.get_data(),
-                              "json": json.loads(request.get_data() or b"null")})
+        self.requests.append(
+            {
+                "headers": dict(request.headers),
+                "raw": request.get_data(),
+                "json": json.loads(request.get_data() or b"null"),
+            }
+        )
         status = self.status
         if self.fail_first:
             self.fail_first -= 1
@@ -221,4 +240,3 @@ def receiver() -> Iterator[CallbackReceiver]:
 @pytest.fixture
 def redis_client(runtime):
     return connect(runtime.redis_url)
-

@@ -33,9 +33,13 @@ def post_callback(app_id: str, url: str, payload: dict) -> None:
             return  # the app was deleted; nobody to tell
         secret = app.webhook_secret
     body = callbacks.encode(payload)
-    headers = {"Content-Type": "application/json", callbacks.SIGNATURE_HEADER: callbacks.sign(secret, body),
-               "User-Agent": "comms-callbacks/1"}
-    response = requests.post(url, data=body, headers=headers, timeout=rt.settings.webhook_timeout,
-                             allow_redirects=False)
+    headers = {
+        "Content-Type": "application/json",
+        callbacks.SIGNATURE_HEADER: callbacks.sign(secret, body),
+        "User-Agent": "comms-callbacks/1",
+    }
+    response = requests.post(
+        url, data=body, headers=headers, timeout=rt.settings.webhook_timeout, allow_redirects=False
+    )
     if not 200 <= response.status_code < 300:
         raise CallbackRefused(f"{url} answered {response.status_code}")

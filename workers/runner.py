@@ -37,7 +37,9 @@ class Sweeper(threading.Thread):
 
     def tick(self) -> None:
         try:
-            lock = self.runtime.redis.lock("comms:sweeper", timeout=max(30, self.interval * 10), blocking=False)
+            lock = self.runtime.redis.lock(
+                "comms:sweeper", timeout=max(30, self.interval * 10), blocking=False
+            )
             if lock.acquire():
                 try:
                     sweeper.sweep(self.runtime)
@@ -61,8 +63,9 @@ def make_worker(runtime: Runtime, queues: Sequence[str] | None = None) -> Simple
     )
 
 
-def run(runtime: Runtime, queues: Sequence[str] | None = None, *, burst: bool = False,
-        sweep: bool = True) -> None:
+def run(
+    runtime: Runtime, queues: Sequence[str] | None = None, *, burst: bool = False, sweep: bool = True
+) -> None:
     worker = make_worker(runtime, queues)
     sweeper_thread = Sweeper(runtime, runtime.settings.sweep_interval) if sweep else None
     if sweeper_thread:

@@ -14,9 +14,21 @@ class CommsApi(Api):
 
 
 def register(app: Flask) -> Api:
-    api = CommsApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `comms create-app`"}}},
-        "security": [{"bearer": []}]})
+    api = CommsApi(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An API key from `comms create-app`",
+                    }
+                }
+            },
+            "security": [{"bearer": []}],
+        },
+    )
     for module in (apps, templates, messages, sandbox):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)

@@ -6,7 +6,14 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from ..models import App
-from ..schemas.app import AdminAppPatchSchema, AppPatchSchema, AppSchema, CreateAppSchema, CreatedAppSchema, WebhookSecretSchema
+from ..schemas.app import (
+    AdminAppPatchSchema,
+    AppPatchSchema,
+    AppSchema,
+    CreateAppSchema,
+    CreatedAppSchema,
+    WebhookSecretSchema,
+)
 from ..schemas.common import ErrorSchema
 from ..services import apps
 from .base import Blueprint, admin, caller, session
@@ -16,7 +23,15 @@ blp = Blueprint("apps", __name__, url_prefix="/v1", description="The calling app
 
 def _view(app: App) -> dict:
     """The app as shown: verification settings with the defaults filled in (stored: only overrides)."""
-    fields = ("id", "name", "status_callback", "allowed_countries", "allow_free_text", "created_at", "updated_at")
+    fields = (
+        "id",
+        "name",
+        "status_callback",
+        "allowed_countries",
+        "allow_free_text",
+        "created_at",
+        "updated_at",
+    )
     return {**{f: getattr(app, f) for f in fields}, "verification": apps.verification_settings(app)}
 
 

@@ -76,4 +76,3 @@ def admin() -> Caller:
     if not who.is_admin:
         raise Forbidden("This needs an admin key.")
     return who
-

@@ -39,15 +39,17 @@ def _idempotent(endpoint: str, produce):
     app_id = caller().app.id
     ttl = runtime().settings.idempotency_ttl
     try:
-        status, response, replayed = idempotency.run(session(), app_id=app_id, key=key, endpoint=endpoint,
-                                                     body=body, ttl=ttl, produce=produce)
+        status, response, replayed = idempotency.run(
+            session(), app_id=app_id, key=key, endpoint=endpoint, body=body, ttl=ttl, produce=produce
+        )
         session().commit()
     except IntegrityError as exc:
         session().rollback()
         if not (key and idempotency.is_conflict(exc)):
             raise
-        status, response = idempotency.replay(session(), app_id, key, endpoint,
-                                              idempotency.request_hash(endpoint, body), ttl)
+        status, response = idempotency.replay(
+            session(), app_id, key, endpoint, idempotency.request_hash(endpoint, body), ttl
+        )
         replayed = True
     result = jsonify(response)
     result.status_code = status
@@ -76,7 +78,9 @@ class Messages(MethodView):
         response, replayed = _idempotent("messages.create", produce)
         if created and not replayed and created[0].status == "queued":
             message = created[0]
-            messages.dispatch(runtime().queues, runtime().db.session, [(message.queue, message.job_id, [message.id])])
+            messages.dispatch(
+                runtime().queues, runtime().db.session, [(message.queue, message.job_id, [message.id])]
+            )
         return response
 
     @blp.arguments(MessageListArgs, location="query")
@@ -84,7 +88,9 @@ class Messages(MethodView):
     def get(self, args):
         """The app's messages, newest first, with filters and cursor pagination."""
         limit = args["limit"]
-        rows = messages.list_messages(session(), caller().app.id, args, limit=limit, cursor=args.get("cursor"))
+        rows = messages.list_messages(
+            session(), caller().app.id, args, limit=limit, cursor=args.get("cursor")
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return {"data": [message_view(m) for m in rows], "next_cursor": rows[-1].id if more else None}
@@ -101,11 +107,13 @@ class Batch(MethodView):
         planned = []
 
         def produce():
-            result = messages.create_batch(session(), caller().app, data,
-                                           chunk_size=runtime().settings.batch_chunk_size)
+            result = messages.create_batch(
+                session(), caller().app, data, chunk_size=runtime().settings.batch_chunk_size
+            )
             planned.extend(result.jobs)
-            return 202, _batch_schema.dump({"accepted": len(result.accepted), "messages": result.accepted,
-                                            "rejected": result.rejected})
+            return 202, _batch_schema.dump(
+                {"accepted": len(result.accepted), "messages": result.accepted, "rejected": result.rejected}
+            )
 
         response, replayed = _idempotent("messages.batch", produce)
         if planned and not replayed:

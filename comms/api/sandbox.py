@@ -30,7 +30,9 @@ class Outbox(MethodView):
         for sandbox in sandboxes:
             # Read past the limit so filters still fill a page.
             for item in sandbox.outbox(app_id, limit=1000 if (to or args.get("kind")) else args["limit"]):
-                if (to is None or item["to"] == to) and (not args.get("kind") or item["kind"] == args["kind"]):
+                if (to is None or item["to"] == to) and (
+                    not args.get("kind") or item["kind"] == args["kind"]
+                ):
                     items.append({**item, "at": datetime.fromtimestamp(item["at"], UTC)})
         items.sort(key=lambda item: item["at"], reverse=True)
         return {"data": items[: args["limit"]]}

@@ -61,14 +61,27 @@ class SandboxCarrier(Carrier):
         self._simulate(sms.reference, sms.to)
         sid = "SB" + uuid.uuid4().hex
         entry = {"kind": "sms", "to": sms.to, "from": sms.from_, "body": sms.body, "reference": sms.reference}
-        self._record(sms.app_id, sid, entry, "undelivered" if sms.to in self.setting("undelivered", ()) else "delivered")
+        self._record(
+            sms.app_id,
+            sid,
+            entry,
+            "undelivered" if sms.to in self.setting("undelivered", ()) else "delivered",
+        )
         return SendResult(carrier_message_id=sid, status="sent", price="0.0000")
 
     def place_call(self, call: OutboundCall) -> SendResult:
         self._simulate(call.reference, call.to)
         sid = "SC" + uuid.uuid4().hex
-        entry = {"kind": "call", "to": call.to, "from": call.from_, "text": call.text, "reference": call.reference,
-                 "voice": call.voice, "language": call.language, "loop": call.loop}
+        entry = {
+            "kind": "call",
+            "to": call.to,
+            "from": call.from_,
+            "text": call.text,
+            "reference": call.reference,
+            "voice": call.voice,
+            "language": call.language,
+            "loop": call.loop,
+        }
         self._record(call.app_id, sid, entry, "completed")
         return SendResult(carrier_message_id=sid, status="initiated")
 
@@ -84,9 +97,15 @@ class SandboxCarrier(Carrier):
         reports = []
         for item in items:
             data = json.loads(item)
-            reports.append(StatusReport(carrier_message_id=data["sid"], status=data["status"],
-                                        reference=data["reference"], error_code=data.get("error_code"),
-                                        duration=data.get("duration")))
+            reports.append(
+                StatusReport(
+                    carrier_message_id=data["sid"],
+                    status=data["status"],
+                    reference=data["reference"],
+                    error_code=data.get("error_code"),
+                    duration=data.get("duration"),
+                )
+            )
         return reports
 
     def _simulate(self, reference: str, to: str) -> None:
@@ -102,7 +121,9 @@ class SandboxCarrier(Carrier):
             with self.context.redis.pipeline() as pipe:
                 attempts, _ = pipe.incr(key).expire(key, 3600).execute()
             if attempts <= int(fail_times[to]):
-                raise CarrierTransientError("503", f"sandbox: simulated outage (attempt {attempts})", "carrier_unavailable")
+                raise CarrierTransientError(
+                    "503", f"sandbox: simulated outage (attempt {attempts})", "carrier_unavailable"
+                )
         roll = random.random()
         if roll < float(self.setting("transient_failure_rate", 0)):
             raise CarrierTransientError("503", "sandbox: simulated transient failure", "carrier_unavailable")

@@ -18,7 +18,9 @@ class ParamValue(fields.Field):
         return str(value)
 
 
-Params = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=ParamValue(), load_default=dict)
+Params = fields.Dict(
+    keys=fields.String(validate=validate.Length(max=64)), values=ParamValue(), load_default=dict
+)
 
 
 def _one_template(data, *, free_text: bool) -> None:
@@ -34,8 +36,10 @@ class SendMessageSchema(Schema):
     template_id = fields.String(validate=validate.Length(max=40))
     template = fields.String(validate=validate.Length(max=100), metadata={"description": "Template name"})
     params = Params
-    body = fields.String(validate=validate.Length(min=1, max=1600),
-                         metadata={"description": "Free text, only where the app allows it"})
+    body = fields.String(
+        validate=validate.Length(min=1, max=1600),
+        metadata={"description": "Free text, only where the app allows it"},
+    )
     from_ = fields.String(data_key="from", validate=validate.Length(max=40))
     status_callback = fields.URL(require_tld=False, schemes={"http", "https"})
     client_ref = fields.String(validate=validate.Length(max=200))
@@ -56,8 +60,9 @@ class BatchEntrySchema(Schema):
 class SendBatchSchema(Schema):
     template_id = fields.String(validate=validate.Length(max=40))
     template = fields.String(validate=validate.Length(max=100))
-    messages = fields.List(fields.Nested(BatchEntrySchema), required=True,
-                           validate=validate.Length(min=1, max=1000))
+    messages = fields.List(
+        fields.Nested(BatchEntrySchema), required=True, validate=validate.Length(min=1, max=1000)
+    )
     from_ = fields.String(data_key="from", validate=validate.Length(max=40))
     status_callback = fields.URL(require_tld=False, schemes={"http", "https"})
     send_at = Timestamp()

@@ -62,8 +62,10 @@ def plan(session: Session, changes: Iterable[Change]) -> list[tuple[str, str, di
     app_ids = {c.message["app_id"] for c in changes if not c.message.get("status_callback")}
     defaults: dict[str, str | None] = {}
     if app_ids:
-        defaults = {row.id: row.status_callback
-                    for row in session.execute(select(App.id, App.status_callback).where(App.id.in_(app_ids)))}
+        defaults = {
+            row.id: row.status_callback
+            for row in session.execute(select(App.id, App.status_callback).where(App.id.in_(app_ids)))
+        }
     planned = []
     for change in changes:
         url = change.message.get("status_callback") or defaults.get(change.message["app_id"])

@@ -17,7 +17,13 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.orm import Session
 
-from ..carriers.base import CarrierError, CarrierPermanentError, CarrierTransientError, OutboundSms, SendResult
+from ..carriers.base import (
+    CarrierError,
+    CarrierPermanentError,
+    CarrierTransientError,
+    OutboundSms,
+    SendResult,
+)
 from ..models import Message, MessageEvent, utcnow
 from . import callbacks, status
 from .phone import mask
@@ -52,7 +58,9 @@ def claim(session: Session, message_ids: list[str], claim_timeout: float) -> lis
             table.c.due_at <= now,
             or_(
                 table.c.status == "queued",
-                and_(table.c.status == "sending", or_(table.c.claimed_at.is_(None), table.c.claimed_at < stale)),
+                and_(
+                    table.c.status == "sending", or_(table.c.claimed_at.is_(None), table.c.claimed_at < stale)
+                ),
             ),
         )
         .values(status="sending", claimed_at=now, attempts=table.c.attempts + 1, updated_at=now)
@@ -60,17 +68,21 @@ def claim(session: Session, message_ids: list[str], claim_timeout: float) -> lis
     )
     rows = [dict(row._mapping) for row in session.execute(stmt)]
     if rows:
-        session.execute(insert(MessageEvent), [
-            {"message_id": r["id"], "status": "sending", "at": now, "detail": f"attempt {r['attempts']}"}
-            for r in rows
-        ])
+        session.execute(
+            insert(MessageEvent),
+            [
+                {"message_id": r["id"], "status": "sending", "at": now, "detail": f"attempt {r['attempts']}"}
+                for r in rows
+            ],
+        )
     return rows
 
 
 def hand_off(runtime, row: dict[str, Any]) -> Outcome:
     """Try the number's routes in order; a transient failure moves on to the next route."""
-    sms = OutboundSms(reference=row["id"], to=row["to"], from_=row["from"], body=row["body"],
-                      app_id=row["app_id"])
+    sms = OutboundSms(
+        reference=row["id"], to=row["to"], from_=row["from"], body=row["body"], app_id=row["app_id"]
+    )
     outcome = Outcome(error=CarrierTransientError(None, "no carrier routes this number", "no_route"))
     for carrier in runtime.router.candidates(row["to"]):
         try:
@@ -78,8 +90,9 @@ def hand_off(runtime, row: dict[str, Any]) -> Outcome:
         except CarrierPermanentError as exc:
             return Outcome(error=exc, carrier=carrier.name)
         except CarrierTransientError as exc:
-            log.warning("carrier %s transient failure for %s to %s: %s", carrier.name, row["id"],
-                        mask(row["to"]), exc)
+            log.warning(
+                "carrier %s transient failure for %s to %s: %s", carrier.name, row["id"], mask(row["to"]), exc
+            )
             outcome = Outcome(error=exc, carrier=carrier.name)
     return outcome
 
@@ -91,7 +104,9 @@ def deliver(runtime, message_ids: list[str], *, last_attempt: bool) -> None:
     if not rows:
         return
     # A first claim moved queued → sending: that is a status change the app hears about.
-    first = [status.Change(message=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1]
+    first = [
+        status.Change(message=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1
+    ]
     outcomes = list(runtime.executor.map(lambda r: hand_off(runtime, r), rows))
     transitions, retrying = [], 0
     for row, outcome in zip(rows, outcomes, strict=True):
@@ -108,17 +123,36 @@ def deliver(runtime, message_ids: list[str], *, last_attempt: bool) -> None:
 def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> status.Transition:
     if outcome.result is not None:
         r = outcome.result
-        return status.Transition(row["id"], "sent", detail=f"accepted by {outcome.carrier}",
-                                 fields={"carrier": outcome.carrier, "carrier_message_id": r.carrier_message_id,
-                                         "price": r.price, "claimed_at": None, "error": None,
-                                         "error_code": None, "error_message": None})
+        return status.Transition(
+            row["id"],
+            "sent",
+            detail=f"accepted by {outcome.carrier}",
+            fields={
+                "carrier": outcome.carrier,
+                "carrier_message_id": r.carrier_message_id,
+                "price": r.price,
+                "claimed_at": None,
+                "error": None,
+                "error_code": None,
+                "error_message": None,
+            },
+        )
     error = outcome.error
-    fields = {"carrier": outcome.carrier, "error": error.error, "error_code": error.code,
-              "error_message": error.message[:500]}
+    fields = {
+        "carrier": outcome.carrier,
+        "error": error.error,
+        "error_code": error.code,
+        "error_message": error.message[:500],
+    }
     if isinstance(error, CarrierPermanentError) or last_attempt:
-        detail = f"{outcome.carrier or 'no carrier'}: {error}" + ("" if isinstance(error, CarrierPermanentError)
-                                                                  else " (retries exhausted)")
+        detail = f"{outcome.carrier or 'no carrier'}: {error}" + (
+            "" if isinstance(error, CarrierPermanentError) else " (retries exhausted)"
+        )
         return status.Transition(row["id"], "failed", detail=detail, fields=fields)
     # Clearing the claim lets RQ's retry of this job take the message again.
-    return status.Transition(row["id"], "sending", detail=f"{outcome.carrier}: {error}; will retry",
-                             fields={**fields, "claimed_at": None})
+    return status.Transition(
+        row["id"],
+        "sending",
+        detail=f"{outcome.carrier}: {error}; will retry",
+        fields={**fields, "claimed_at": None},
+    )

@@ -23,14 +23,17 @@ def request_hash(endpoint: str, body: Any) -> str:
     return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
 
 
-def replay(session: Session, app_id: str, key: str, endpoint: str, digest: str,
-           ttl: int) -> tuple[int, dict[str, Any]] | None:
+def replay(
+    session: Session, app_id: str, key: str, endpoint: str, digest: str, ttl: int
+) -> tuple[int, dict[str, Any]] | None:
     """The stored response for this key, or None when the key is new (or expired)."""
     if len(key) > MAX_KEY_LENGTH:
-        raise ValidationFailed(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters.",
-                               field="Idempotency-Key")
-    record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.app_id == app_id,
-                                                            IdempotencyRecord.key == key))
+        raise ValidationFailed(
+            f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters.", field="Idempotency-Key"
+        )
+    record = session.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.app_id == app_id, IdempotencyRecord.key == key)
+    )
     if record is None:
         return None
     if record.created_at < utcnow() - timedelta(seconds=ttl):
@@ -42,8 +45,16 @@ def replay(session: Session, app_id: str, key: str, endpoint: str, digest: str,
     return record.status_code, record.response
 
 
-def run(session: Session, *, app_id: str, key: str | None, endpoint: str, body: Any, ttl: int,
-        produce: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any], bool]:
+def run(
+    session: Session,
+    *,
+    app_id: str,
+    key: str | None,
+    endpoint: str,
+    body: Any,
+    ttl: int,
+    produce: Callable[[], tuple[int, dict[str, Any]]],
+) -> tuple[int, dict[str, Any], bool]:
     """Produce a response once per key inside the caller's transaction.
 
     Returns ``(status, body, replayed)``. Two concurrent first requests with one key race on the
@@ -58,8 +69,16 @@ def run(session: Session, *, app_id: str, key: str | None, endpoint: str, body: 
     if stored is not None:
         return stored[0], stored[1], True
     status, response = produce()
-    session.add(IdempotencyRecord(app_id=app_id, key=key, endpoint=endpoint, request_hash=digest,
-                                  status_code=status, response=response))
+    session.add(
+        IdempotencyRecord(
+            app_id=app_id,
+            key=key,
+            endpoint=endpoint,
+            request_hash=digest,
+            status_code=status,
+            response=response,
+        )
+    )
     session.flush()
     return status, response, False
 

@@ -44,7 +44,9 @@ class TemplateLookup:
         return self._cache[key]
 
 
-def draft(app: App, data: Mapping[str, Any], lookup: TemplateLookup, *, params_field: str = "params") -> Draft:
+def draft(
+    app: App, data: Mapping[str, Any], lookup: TemplateLookup, *, params_field: str = "params"
+) -> Draft:
     """Validate one message: the number, the country, and the body from a template or free text.
 
     Raises:
@@ -58,45 +60,94 @@ def draft(app: App, data: Mapping[str, Any], lookup: TemplateLookup, *, params_f
         template_id = template.id
     elif data.get("body"):
         if not app.allow_free_text:
-            raise FreeTextNotAllowed("This app may only send approved templates; give template_id or template.",
-                                     field="body")
+            raise FreeTextNotAllowed(
+                "This app may only send approved templates; give template_id or template.", field="body"
+            )
         body, template_id = data["body"], None
     else:
-        raise ValidationFailed("Give template_id or template (or body, where free text is allowed).",
-                               field="template_id")
+        raise ValidationFailed(
+            "Give template_id or template (or body, where free text is allowed).", field="template_id"
+        )
     info = sms_encoding.analyze(body)
-    return Draft(to=to.e164, body=body, template_id=template_id, segments=info.segments,
-                 encoding=str(info.encoding))
+    return Draft(
+        to=to.e164, body=body, template_id=template_id, segments=info.segments, encoding=str(info.encoding)
+    )
 
 
-def _row(app: App, d: Draft, *, now: datetime, send_at: datetime | None, queue: str, job_id: str | None,
-         message_id: str, client_ref: str | None, status_callback: str | None, from_: str | None,
-         purpose: str) -> dict[str, Any]:
+def _row(
+    app: App,
+    d: Draft,
+    *,
+    now: datetime,
+    send_at: datetime | None,
+    queue: str,
+    job_id: str | None,
+    message_id: str,
+    client_ref: str | None,
+    status_callback: str | None,
+    from_: str | None,
+    purpose: str,
+) -> dict[str, Any]:
     scheduled = send_at is not None and send_at > now
     return {
-        "id": message_id, "app_id": app.id, "to": d.to, "from_": from_, "body": d.body,
-        "template_id": d.template_id, "purpose": purpose, "status": "scheduled" if scheduled else "queued",
-        "segments": d.segments, "encoding": d.encoding, "client_ref": client_ref,
-        "status_callback": status_callback, "send_at": send_at, "due_at": send_at if scheduled else now,
-        "queue": queue, "job_id": None if scheduled else job_id, "enqueued_at": None if scheduled else now,
-        "attempts": 0, "created_at": now, "updated_at": now,
+        "id": message_id,
+        "app_id": app.id,
+        "to": d.to,
+        "from_": from_,
+        "body": d.body,
+        "template_id": d.template_id,
+        "purpose": purpose,
+        "status": "scheduled" if scheduled else "queued",
+        "segments": d.segments,
+        "encoding": d.encoding,
+        "client_ref": client_ref,
+        "status_callback": status_callback,
+        "send_at": send_at,
+        "due_at": send_at if scheduled else now,
+        "queue": queue,
+        "job_id": None if scheduled else job_id,
+        "enqueued_at": None if scheduled else now,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
-def create(session: Session, app: App, data: Mapping[str, Any], *, purpose: str = "notification",
-           queue: str = "default") -> Message:
+def create(
+    session: Session,
+    app: App,
+    data: Mapping[str, Any],
+    *,
+    purpose: str = "notification",
+    queue: str = "default",
+) -> Message:
     """Validate and insert one message and its first event (not yet committed)."""
     d = draft(app, data, TemplateLookup(session, app.id))
     now = utcnow()
     message_id = new_id("msg")
-    row = _row(app, d, now=now, send_at=data.get("send_at"), queue=queue, job_id=f"deliver-{message_id}",
-               message_id=message_id, client_ref=data.get("client_ref"),
-               status_callback=data.get("status_callback"), from_=data.get("from"), purpose=purpose)
+    row = _row(
+        app,
+        d,
+        now=now,
+        send_at=data.get("send_at"),
+        queue=queue,
+        job_id=f"deliver-{message_id}",
+        message_id=message_id,
+        client_ref=data.get("client_ref"),
+        status_callback=data.get("status_callback"),
+        from_=data.get("from"),
+        purpose=purpose,
+    )
     message = Message(**row)
     session.add(message)
-    session.add(MessageEvent(message_id=message_id, status=row["status"], at=now,
-                             detail=f"scheduled for {row['send_at'].isoformat()}" if row["status"] == "scheduled"
-                             else None))
+    session.add(
+        MessageEvent(
+            message_id=message_id,
+            status=row["status"],
+            at=now,
+            detail=f"scheduled for {row['send_at'].isoformat()}" if row["status"] == "scheduled" else None,
+        )
+    )
     session.flush()
     return message
 
@@ -124,23 +175,36 @@ def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_s
             rejected.append({"index": index, "error": exc.error, "message": exc.message})
             continue
         message_id = new_id("msg")
-        rows.append(_row(app, d, now=now, send_at=send_at, queue="bulk", job_id=None, message_id=message_id,
-                         client_ref=entry.get("client_ref"), status_callback=data.get("status_callback"),
-                         from_=data.get("from"), purpose="notification"))
+        rows.append(
+            _row(
+                app,
+                d,
+                now=now,
+                send_at=send_at,
+                queue="bulk",
+                job_id=None,
+                message_id=message_id,
+                client_ref=entry.get("client_ref"),
+                status_callback=data.get("status_callback"),
+                from_=data.get("from"),
+                purpose="notification",
+            )
+        )
         accepted.append({"index": index, "id": message_id, "to": d.to, "status": rows[-1]["status"]})
     jobs = []
     if rows and rows[0]["status"] == "queued":
         for start in range(0, len(rows), chunk_size):
-            chunk = rows[start:start + chunk_size]
+            chunk = rows[start : start + chunk_size]
             job_id = f"deliver-{chunk[0]['id']}-{len(chunk)}"
             for row in chunk:
                 row["job_id"] = job_id
             jobs.append(("bulk", job_id, [row["id"] for row in chunk]))
     if rows:
         session.execute(insert(Message), rows)
-        session.execute(insert(MessageEvent), [
-            {"message_id": r["id"], "status": r["status"], "at": now, "detail": None} for r in rows
-        ])
+        session.execute(
+            insert(MessageEvent),
+            [{"message_id": r["id"], "status": r["status"], "at": now, "detail": None} for r in rows],
+        )
     return BatchResult(accepted=accepted, rejected=rejected, jobs=jobs)
 
 
@@ -164,8 +228,11 @@ def get(session: Session, app_id: str, message_id: str, *, with_events: bool = T
 
 
 def events(session: Session, message_id: str) -> list[MessageEvent]:
-    return list(session.scalars(select(MessageEvent).where(MessageEvent.message_id == message_id)
-                                .order_by(MessageEvent.id)))
+    return list(
+        session.scalars(
+            select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.id)
+        )
+    )
 
 
 def cancel(session: Session, app_id: str, message_id: str) -> Message:
@@ -184,8 +251,9 @@ def cancel(session: Session, app_id: str, message_id: str) -> Message:
     return message
 
 
-def list_messages(session: Session, app_id: str, filters: Mapping[str, Any], *, limit: int,
-                  cursor: str | None) -> list[Message]:
+def list_messages(
+    session: Session, app_id: str, filters: Mapping[str, Any], *, limit: int, cursor: str | None
+) -> list[Message]:
     """Newest first; ``cursor`` is the last id of the previous page (ids sort by creation time)."""
     query = select(Message).where(Message.app_id == app_id)
     if filters.get("status"):

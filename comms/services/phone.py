@@ -23,13 +23,15 @@ def parse(raw: object, field: str = "to") -> Phone:
         InvalidPhoneNumber: the text is not a valid, dialable number.
     """
     if not isinstance(raw, str) or not raw.strip():
-        raise InvalidPhoneNumber("A phone number in international format is required, e.g. +14155552671.",
-                                 field=field)
+        raise InvalidPhoneNumber(
+            "A phone number in international format is required, e.g. +14155552671.", field=field
+        )
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
-        raise InvalidPhoneNumber(f"{mask(raw)} is not a phone number in international format (+country code).",
-                                 field=field) from None
+        raise InvalidPhoneNumber(
+            f"{mask(raw)} is not a phone number in international format (+country code).", field=field
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber(f"{mask(raw)} is not a valid phone number.", field=field)
     return Phone(

@@ -20,8 +20,15 @@ from ..models import STATUS_RANK, TERMINAL, Message, MessageEvent, utcnow
 
 # Statuses a message may pass through more than once (one event per attempt).
 REPEATABLE = frozenset({"sending"})
-UPDATABLE_FIELDS = ("carrier", "carrier_message_id", "price", "error", "error_code", "error_message",
-                    "claimed_at")
+UPDATABLE_FIELDS = (
+    "carrier",
+    "carrier_message_id",
+    "price",
+    "error",
+    "error_code",
+    "error_message",
+    "claimed_at",
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,12 @@ def apply(session: Session, transitions: Iterable[Transition]) -> list[Change]:
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = {row.id: dict(row._mapping) for row in session.execute(query)}
-    seen = {(m, s) for m, s in session.execute(
-        select(MessageEvent.message_id, MessageEvent.status).where(MessageEvent.message_id.in_(ids))
-    )}
+    seen = {
+        (m, s)
+        for m, s in session.execute(
+            select(MessageEvent.message_id, MessageEvent.status).where(MessageEvent.message_id.in_(ids))
+        )
+    }
     now = utcnow()
     events, updates, changes = [], {}, []
     for t in transitions:
@@ -80,8 +90,11 @@ def apply(session: Session, transitions: Iterable[Transition]) -> list[Change]:
             values["status"] = t.status
         elif t.status in TERMINAL or STATUS_RANK.get(t.status, 0) < STATUS_RANK[row["status"]]:
             # Late news: keep identifiers the carrier gave, never the status or a newer error.
-            values = {k: v for k, v in values.items() if k in ("carrier", "carrier_message_id", "price")
-                      and not row.get(k)}
+            values = {
+                k: v
+                for k, v in values.items()
+                if k in ("carrier", "carrier_message_id", "price") and not row.get(k)
+            }
         if values:
             row.update(values)
             updates.setdefault(t.message_id, {}).update(values)
@@ -96,7 +109,9 @@ def _write_updates(session: Session, updates: dict[str, dict[str, Any]], now: da
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for message_id, values in updates.items():
         columns = tuple(sorted(values))
-        groups.setdefault(columns, []).append({"b_id": message_id, **{f"b_{k}": v for k, v in values.items()}})
+        groups.setdefault(columns, []).append(
+            {"b_id": message_id, **{f"b_{k}": v for k, v in values.items()}}
+        )
     table = Message.__table__
     for columns, params in groups.items():
         stmt = (

@@ -28,8 +28,11 @@ MAX_ATTEMPTS = 20
 
 def sweep(runtime) -> dict[str, int]:
     """One pass; returns counts for logs and tests."""
-    counts = {"released": release_scheduled(runtime), "requeued": requeue_stranded(runtime),
-              "reports": pump_reports(runtime)}
+    counts = {
+        "released": release_scheduled(runtime),
+        "requeued": requeue_stranded(runtime),
+        "reports": pump_reports(runtime),
+    }
     if any(counts.values()):
         log.info("sweep: %s", counts)
     return counts
@@ -40,8 +43,14 @@ def release_scheduled(runtime) -> int:
     now = utcnow()
     table = Message.__table__
     with runtime.db.session() as session:
-        ids = list(session.scalars(select(table.c.id).where(table.c.status == "scheduled", table.c.due_at <= now)
-                                   .order_by(table.c.due_at).limit(BATCH)))
+        ids = list(
+            session.scalars(
+                select(table.c.id)
+                .where(table.c.status == "scheduled", table.c.due_at <= now)
+                .order_by(table.c.due_at)
+                .limit(BATCH)
+            )
+        )
         if not ids:
             return 0
         transitions = [status.Transition(i, "queued", detail="scheduled time reached") for i in ids]
@@ -60,17 +69,30 @@ def requeue_stranded(runtime) -> int:
     stale_claim = now - timedelta(seconds=settings.claim_timeout)
     quiet = now - timedelta(seconds=settings.requeue_after)
     with runtime.db.session() as session:
-        rows = [dict(r._mapping) for r in session.execute(
-            select(table.c.id, table.c.app_id, table.c.job_id, table.c.queue, table.c.status, table.c.claimed_at,
-                   table.c.attempts, table.c.to, table.c.client_ref, table.c.status_callback)
-            .where(
-                table.c.status.in_(("queued", "sending")),
-                table.c.due_at <= now,
-                or_(table.c.enqueued_at.is_(None), table.c.enqueued_at < quiet),
-                or_(table.c.claimed_at.is_(None), table.c.claimed_at < stale_claim),
+        rows = [
+            dict(r._mapping)
+            for r in session.execute(
+                select(
+                    table.c.id,
+                    table.c.app_id,
+                    table.c.job_id,
+                    table.c.queue,
+                    table.c.status,
+                    table.c.claimed_at,
+                    table.c.attempts,
+                    table.c.to,
+                    table.c.client_ref,
+                    table.c.status_callback,
+                )
+                .where(
+                    table.c.status.in_(("queued", "sending")),
+                    table.c.due_at <= now,
+                    or_(table.c.enqueued_at.is_(None), table.c.enqueued_at < quiet),
+                    or_(table.c.claimed_at.is_(None), table.c.claimed_at < stale_claim),
+                )
+                .limit(BATCH)
             )
-            .limit(BATCH)
-        )]
+        ]
         if not rows:
             return 0
         live = _live_jobs(runtime, {r["job_id"] for r in rows if r["job_id"]})
@@ -84,15 +106,26 @@ def requeue_stranded(runtime) -> int:
                 stranded.append(row)
         if still_moving:  # look again after another quiet period
             session.execute(update(table).where(table.c.id.in_(still_moving)).values(enqueued_at=now))
-        changes = status.apply(session, [
-            status.Transition(r["id"], "failed", detail=f"given up after {r['attempts']} attempts",
-                              fields={"error": "delivery_abandoned", "error_message": "Too many failed attempts."})
-            for r in abandoned
-        ])
+        changes = status.apply(
+            session,
+            [
+                status.Transition(
+                    r["id"],
+                    "failed",
+                    detail=f"given up after {r['attempts']} attempts",
+                    fields={"error": "delivery_abandoned", "error_message": "Too many failed attempts."},
+                )
+                for r in abandoned
+            ],
+        )
         jobs = _plan_jobs(session, stranded, settings.batch_chunk_size)
         if stranded:
-            session.add_all(MessageEvent(message_id=r["id"], status=r["status"], at=now,
-                                         detail="re-enqueued: its job was lost") for r in stranded)
+            session.add_all(
+                MessageEvent(
+                    message_id=r["id"], status=r["status"], at=now, detail="re-enqueued: its job was lost"
+                )
+                for r in stranded
+            )
         planned = callbacks.plan(session, changes)
     runtime.queues.enqueue_delivery(jobs)
     runtime.queues.enqueue_callbacks(planned)
@@ -109,10 +142,18 @@ def pump_reports(runtime) -> int:
         if not reports:
             continue
         transitions = [
-            status.Transition(r.reference, r.status, detail=f"{carrier.name} report",
-                              fields={"error_code": r.error_code, "error_message": r.error_message,
-                                      **({"error": "carrier_undelivered"} if r.status == "undelivered" else {})})
-            for r in reports if r.reference
+            status.Transition(
+                r.reference,
+                r.status,
+                detail=f"{carrier.name} report",
+                fields={
+                    "error_code": r.error_code,
+                    "error_message": r.error_message,
+                    **({"error": "carrier_undelivered"} if r.status == "undelivered" else {}),
+                },
+            )
+            for r in reports
+            if r.reference
         ]
         with runtime.db.session() as session:
             changes = status.apply(session, transitions)
@@ -131,10 +172,12 @@ def _plan_jobs(session, rows: list[dict[str, Any]], chunk_size: int) -> list[tup
     jobs = []
     for queue, ids in by_queue.items():
         for start in range(0, len(ids), chunk_size):
-            chunk = ids[start:start + chunk_size]
+            chunk = ids[start : start + chunk_size]
             job_id = f"deliver-{new_id('r')}"
             jobs.append((queue, job_id, chunk))
-            session.execute(update(Message).where(Message.id.in_(chunk)).values(job_id=job_id, enqueued_at=now))
+            session.execute(
+                update(Message).where(Message.id.in_(chunk)).values(job_id=job_id, enqueued_at=now)
+            )
     return jobs
 
 
@@ -151,4 +194,3 @@ def _live_jobs(runtime, job_ids: set[str]) -> set[str]:
         except NoSuchJobError:
             continue
     return live
-

@@ -39,8 +39,11 @@ def _measure(template: Template) -> None:
 
 def create(session: Session, app_id: str, data: Mapping[str, Any], *, auto_approve: bool) -> Template:
     _check_body(data["kind"], data["body"])
-    template = Template(app_id=app_id, status="approved" if auto_approve else "pending",
-                        **{k: data.get(k) for k in ("name", "kind", "channel", "body", "locale", "brand")})
+    template = Template(
+        app_id=app_id,
+        status="approved" if auto_approve else "pending",
+        **{k: data.get(k) for k in ("name", "kind", "channel", "body", "locale", "brand")},
+    )
     _measure(template)
     session.add(template)
     try:
@@ -51,7 +54,9 @@ def create(session: Session, app_id: str, data: Mapping[str, Any], *, auto_appro
     return template
 
 
-def get(session: Session, app_id: str, template_id: str, *, missing: type[CommsError] = TemplateNotFound) -> Template:
+def get(
+    session: Session, app_id: str, template_id: str, *, missing: type[CommsError] = TemplateNotFound
+) -> Template:
     """The app's template; ``missing`` is what to raise otherwise (a 404 for the template's own URL)."""
     template = session.scalar(select(Template).where(Template.id == template_id, Template.app_id == app_id))
     if template is None:
@@ -66,7 +71,9 @@ def get_by_name(session: Session, app_id: str, name: str) -> Template:
     return template
 
 
-def update(session: Session, template: Template, changes: Mapping[str, Any], *, auto_approve: bool) -> Template:
+def update(
+    session: Session, template: Template, changes: Mapping[str, Any], *, auto_approve: bool
+) -> Template:
     """Edit a template; a changed body or kind sends an approved template back to review."""
     kind = changes.get("kind", template.kind)
     body = changes.get("body", template.body)
@@ -93,22 +100,29 @@ def review(template: Template, approve: bool, reason: str | None = None) -> Temp
     return template
 
 
-def for_sending(template: Template, channel: str, params: Mapping[str, Any] | None,
-                *, field: str = "params") -> str:
+def for_sending(
+    template: Template, channel: str, params: Mapping[str, Any] | None, *, field: str = "params"
+) -> str:
     """Render an approved template, refusing missing or unexpected parameters."""
     if template.channel != channel:
-        raise TemplateMismatch(f"Template {template.name!r} is a {template.channel} template.", field="template_id")
+        raise TemplateMismatch(
+            f"Template {template.name!r} is a {template.channel} template.", field="template_id"
+        )
     if template.status != "approved":
-        raise TemplateNotApproved(f"Template {template.name!r} is {template.status}, not approved.",
-                                  field="template_id")
+        raise TemplateNotApproved(
+            f"Template {template.name!r} is {template.status}, not approved.", field="template_id"
+        )
     params = params or {}
     missing = [name for name in template.variables if name not in params]
     if missing:
-        raise MissingParams(f"Missing template parameters: {', '.join(missing)}.",
-                            errors={field: [f"Missing: {', '.join(missing)}."]})
+        raise MissingParams(
+            f"Missing template parameters: {', '.join(missing)}.",
+            errors={field: [f"Missing: {', '.join(missing)}."]},
+        )
     extra = sorted(set(params) - set(template.variables))
     if extra:
-        raise UnexpectedParams(f"Parameters not used by the template: {', '.join(extra)}.",
-                               errors={field: [f"Not in the template: {', '.join(extra)}."]})
+        raise UnexpectedParams(
+            f"Parameters not used by the template: {', '.join(extra)}.",
+            errors={field: [f"Not in the template: {', '.join(extra)}."]},
+        )
     return sms_encoding.render(template.body, {k: str(v) for k, v in params.items()})
-

@@ -10,8 +10,14 @@ def test_get_and_patch_own_settings(api):
     assert me["id"] == api.app_id
     assert me["verification"]["code_length"] == 6 and me["verification"]["max_checks"] == 5
     assert me["allow_free_text"] is False and me["allowed_countries"] == []
-    r = api.patch("/v1/app", {"status_callback": "https://example.test/hook", "allowed_countries": ["us", "GB"],
-                              "verification": {"code_length": 8}})
+    r = api.patch(
+        "/v1/app",
+        {
+            "status_callback": "https://example.test/hook",
+            "allowed_countries": ["us", "GB"],
+            "verification": {"code_length": 8},
+        },
+    )
     assert r.status_code == 200, r.json
     assert r.json["allowed_countries"] == ["GB", "US"]
     assert r.json["verification"]["code_length"] == 8 and r.json["verification"]["code_ttl"] == 600
@@ -19,8 +25,12 @@ def test_get_and_patch_own_settings(api):
 
 
 def test_bad_settings_are_refused(api):
-    for body in ({"verification": {"code_length": 3}}, {"allowed_countries": ["USA"]},
-                 {"status_callback": "ftp://x"}, {"allow_free_text": True}):
+    for body in (
+        {"verification": {"code_length": 3}},
+        {"allowed_countries": ["USA"]},
+        {"status_callback": "ftp://x"},
+        {"allow_free_text": True},
+    ):
         r = api.patch("/v1/app", body)
         assert (r.status_code, r.json["error"]) == (400, "validation_error"), body
 

@@ -7,7 +7,9 @@ TO = "+14155552671"
 
 def test_batch_accepts_good_entries_and_rejects_bad_ones_with_their_error(api, approved_template, work):
     tpl = approved_template("Your parcel {{order}} is on its way")
-    entries = [{"to": f"+1415555{2600 + i}", "params": {"order": f"P{i}"}, "client_ref": f"p{i}"} for i in range(250)]
+    entries = [
+        {"to": f"+1415555{2600 + i}", "params": {"order": f"P{i}"}, "client_ref": f"p{i}"} for i in range(250)
+    ]
     entries[3] = {"to": "+1 000", "params": {"order": "bad"}}
     entries[7] = {"to": TO, "params": {}}
     entries[9] = {"to": TO, "params": {"order": "x", "extra": "y"}}
@@ -16,7 +18,11 @@ def test_batch_accepts_good_entries_and_rejects_bad_ones_with_their_error(api, a
     assert r.status_code == 202, r.json
     assert r.json["accepted"] == 246
     assert [(x["index"], x["error"]) for x in r.json["rejected"]] == [
-        (3, "invalid_phone_number"), (7, "missing_params"), (9, "unexpected_params"), (11, "invalid_phone_number")]
+        (3, "invalid_phone_number"),
+        (7, "missing_params"),
+        (9, "unexpected_params"),
+        (11, "invalid_phone_number"),
+    ]
     assert all(x["message"] for x in r.json["rejected"])
     accepted = r.json["messages"]
     assert accepted[0] == {"index": 0, "id": accepted[0]["id"], "to": "+14155552600", "status": "queued"}

@@ -14,8 +14,9 @@ PARAMS = {"name": "Ada", "order": "A-1"}
 
 
 def send(api, template, to=TO, params=PARAMS, headers=None, **extra):
-    return api.post("/v1/messages", {"to": to, "template_id": template["id"], "params": params, **extra},
-                    headers=headers)
+    return api.post(
+        "/v1/messages", {"to": to, "template_id": template["id"], "params": params, **extra}, headers=headers
+    )
 
 
 def timeline(message):
@@ -53,8 +54,12 @@ def test_transient_failure_is_retried_then_delivered(api, approved_template, wor
     work()
     m = api.get(f"/v1/messages/{r.json['id']}").json
     assert m["status"] == "delivered"
-    assert [s for i, s in enumerate(timeline(m)) if i == 0 or s != timeline(m)[i - 1]] == \
-        ["queued", "sending", "sent", "delivered"]
+    assert [s for i, s in enumerate(timeline(m)) if i == 0 or s != timeline(m)[i - 1]] == [
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+    ]
     details = [e["detail"] for e in m["events"]]
     assert sum("will retry" in d for d in details if d) == 2
     assert "attempt 3" in details
@@ -107,8 +112,12 @@ def test_unknown_and_unapproved_templates_are_refused(api, work):
 
 
 def test_malformed_json_is_a_400(api):
-    r = api.client.post("/v1/messages", data="{not json", content_type="application/json",
-                        headers={"Authorization": f"Bearer {api.key}"})
+    r = api.client.post(
+        "/v1/messages",
+        data="{not json",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
     assert r.status_code == 400
     assert r.json["error"] == "malformed_json"
 
@@ -204,7 +213,9 @@ def test_list_filters_and_paginates(api, approved_template):
     page3 = api.get("/v1/messages", query_string={"limit": 2, "to": TO, "cursor": page2["next_cursor"]}).json
     seen = [m["id"] for m in page1["data"] + page2["data"] + page3["data"]]
     assert seen == list(reversed(ids)) and page3["next_cursor"] is None
-    assert [m["client_ref"] for m in api.get("/v1/messages", query_string={"client_ref": "uk"}).json["data"]] == ["uk"]
+    assert [
+        m["client_ref"] for m in api.get("/v1/messages", query_string={"client_ref": "uk"}).json["data"]
+    ] == ["uk"]
     assert len(api.get("/v1/messages", query_string={"status": "queued"}).json["data"]) == 6
     assert api.get("/v1/messages", query_string={"status": "delivered"}).json["data"] == []
     assert api.get("/v1/messages", query_string={"limit": 0}).json["error"] == "validation_error"

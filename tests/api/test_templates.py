@@ -73,8 +73,11 @@ def test_auto_approval_setting(make_settings, backing):
     with rt.db.session() as session:
         _, key = apps.create_app(session, "auto")
     client = create_app(runtime=rt).test_client()
-    r = client.post("/v1/templates", json={"name": "a", "kind": "notification", "body": "x"},
-                    headers={"Authorization": f"Bearer {key}"})
+    r = client.post(
+        "/v1/templates",
+        json={"name": "a", "kind": "notification", "body": "x"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.json["status"] == "approved"
     rt.close()
 

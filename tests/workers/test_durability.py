@@ -32,12 +32,25 @@ def wait_for(predicate, timeout=30.0, interval=0.1):
 
 
 def start_worker(backing, tmp_path, config_file):
-    env = {**os.environ, "COMMS_DATABASE_URL": backing["database_url"], "COMMS_REDIS_URL": backing["redis_url"],
-           "COMMS_CONFIG": str(config_file), "COMMS_CLAIM_TIMEOUT": "4", "COMMS_SWEEP_INTERVAL": "0.2",
-           "COMMS_REQUEUE_AFTER": "0.5", "COMMS_SECRET_KEY": "test-secret-key", "COMMS_HOME": str(tmp_path),
-           "COMMS_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "comms.cli", "worker"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "COMMS_DATABASE_URL": backing["database_url"],
+        "COMMS_REDIS_URL": backing["redis_url"],
+        "COMMS_CONFIG": str(config_file),
+        "COMMS_CLAIM_TIMEOUT": "4",
+        "COMMS_SWEEP_INTERVAL": "0.2",
+        "COMMS_REQUEUE_AFTER": "0.5",
+        "COMMS_SECRET_KEY": "test-secret-key",
+        "COMMS_HOME": str(tmp_path),
+        "COMMS_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "comms.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.slow
@@ -45,7 +58,9 @@ def test_a_worker_killed_mid_delivery_does_not_lose_the_message(api, approved_te
     config = tmp_path / "comms.toml"
     config.write_text('[carriers.sandbox]\ntype = "sandbox"\nlatency = 2.5\ndelivery_delay = 0\n')
     tpl = approved_template("Hello {{name}}")
-    message_id = api.post("/v1/messages", {"to": TO, "template_id": tpl["id"], "params": {"name": "A"}}).json["id"]
+    message_id = api.post("/v1/messages", {"to": TO, "template_id": tpl["id"], "params": {"name": "A"}}).json[
+        "id"
+    ]
 
     first = start_worker(backing, tmp_path, config)
     try:
@@ -59,13 +74,17 @@ def test_a_worker_killed_mid_delivery_does_not_lose_the_message(api, approved_te
 
     second = start_worker(backing, tmp_path, config)
     try:
-        message = wait_for(lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "delivered" and m)
+        message = wait_for(
+            lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "delivered" and m
+        )
     finally:
         second.terminate()
         second.wait(10)
     details = [e["detail"] for e in message["events"]]
     assert "re-enqueued: its job was lost" in details and "attempt 2" in details
-    assert len(api.get("/v1/sandbox/outbox").json["data"]) == 1  # the killed hand-off never reached the carrier
+    assert (
+        len(api.get("/v1/sandbox/outbox").json["data"]) == 1
+    )  # the killed hand-off never reached the carrier
 
 
 def _drain(rt: Runtime, timeout=15.0):
@@ -79,7 +98,9 @@ def _drain(rt: Runtime, timeout=15.0):
             return
 
 
-def test_a_message_accepted_while_redis_is_down_is_delivered_when_it_returns(runtime, make_settings, tmp_path):
+def test_a_message_accepted_while_redis_is_down_is_delivered_when_it_returns(
+    runtime, make_settings, tmp_path
+):
     redis_server = EmbeddedRedis(tmp_path / "own-redis").start()
     rt = Runtime(make_settings(redis_url=redis_server.url))
     try:
@@ -93,7 +114,9 @@ def test_a_message_accepted_while_redis_is_down_is_delivered_when_it_returns(run
 
         r = client.post("/v1/messages", json={"to": "+1415", "body": "x"}, headers=auth)
         assert r.json["error"] == "invalid_phone_number"  # validation still answers without Redis
-        accepted = client.post("/v1/messages", json={"to": TO, "body": "sent while Redis was down"}, headers=auth)
+        accepted = client.post(
+            "/v1/messages", json={"to": TO, "body": "sent while Redis was down"}, headers=auth
+        )
         assert accepted.status_code == 202
         message_id = accepted.json["id"]
 
@@ -101,8 +124,9 @@ def test_a_message_accepted_while_redis_is_down_is_delivered_when_it_returns(run
         _drain(rt)
         message = client.get(f"/v1/messages/{message_id}", headers=auth).json
         assert message["status"] == "delivered"
-        assert [o["body"] for o in client.get("/v1/sandbox/outbox", headers=auth).json["data"]] == \
-            ["sent while Redis was down"]
+        assert [o["body"] for o in client.get("/v1/sandbox/outbox", headers=auth).json["data"]] == [
+            "sent while Redis was down"
+        ]
     finally:
         rt.close()
         redis_server.stop()
