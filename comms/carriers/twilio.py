@@ -135,7 +135,9 @@ class TwilioCarrier(Carrier):
     Configuration: ``account_sid``, ``auth_token``, ``from`` (default sender) and/or
     ``messaging_service_sid``, ``webhook_base_url`` (where Twilio reaches comms; defaults to the
     deployment's public URL), ``api_base_url`` (for example the emulator's ``http://127.0.0.1:8099``),
-    ``timeout`` (seconds, default 10), ``max_connections`` (default 64), ``machine_detection``.
+    ``timeout`` (seconds, default 10), ``max_connections`` (connections kept open to Twilio,
+    default 64; a burst beyond it opens short-lived extras rather than waiting), ``machine_detection``,
+    and ``region``/``edge`` (real Twilio only; ignored with ``api_base_url``).
     """
 
     type_name = "twilio"
@@ -154,7 +156,7 @@ class TwilioCarrier(Carrier):
         api_base_url = cfg.get("api_base_url")
         if api_base_url and urlsplit(api_base_url).scheme not in ("http", "https"):
             raise ValueError(f"carrier {name}: api_base_url must be an http(s) URL")
-        self.sender = cfg.get("from")
+        self.default_from = cfg.get("from")
         self.messaging_service_sid = cfg.get("messaging_service_sid")
         webhook_base = cfg.get("webhook_base_url") or self.context.public_url or ""
         self.webhook_base_url = webhook_base.rstrip("/")
@@ -180,7 +182,7 @@ class TwilioCarrier(Carrier):
     # -- sending -------------------------------------------------------------------------------
 
     def send_sms(self, sms: OutboundSms) -> SendResult:
-        sender = sms.from_ or self.sender
+        sender = sms.from_ or self.default_from
         if not sender and not self.messaging_service_sid:
             raise CarrierPermanentError(None, f"carrier {self.name}: no sender configured", "invalid_sender")
         with _translated_errors():
@@ -194,7 +196,7 @@ class TwilioCarrier(Carrier):
         return SendResult(carrier_message_id=message.sid, status="sent", price=message.price)
 
     def place_call(self, call: OutboundCall) -> SendResult:
-        sender = call.from_ or self.sender
+        sender = call.from_ or self.default_from
         if not sender:
             raise CarrierPermanentError(None, f"carrier {self.name}: no caller id", "invalid_sender")
         if not 1 <= call.loop <= MAX_LOOP:  # Twilio reads loop="0" as "forever"

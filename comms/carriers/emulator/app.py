@@ -54,7 +54,7 @@ class EmulatorApp:
         self.messages = Store(config.store_limit)
         self.calls = Store(config.store_limit)
         self.scheduler = Scheduler(config.callback_workers)
-        self.sender = WebhookSender(self.scheduler, lambda: self.config.auth_token, config.callback_workers)
+        self.sender = WebhookSender(self.scheduler, lambda: self.config.auth_token)
         self.lifecycle = Lifecycle(self.scheduler, self.sender, lambda: self.config, lambda: self.generation)
         self.control = ControlAPI(self)
         self._lock = threading.Lock()
@@ -81,6 +81,7 @@ class EmulatorApp:
             self.calls.clear()
             for key in self._counts:
                 self._counts[key] = 0
+        self.sender.reset_stats()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

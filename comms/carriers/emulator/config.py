@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
-DEFAULT_AUTH_TOKEN = "emulator-auth-token"
+DEFAULT_AUTH_TOKEN = "emulator-token"  # the same default as `comms emulator`
 
 # Twilio's documented test-credential numbers (https://www.twilio.com/docs/iam/test-credentials).
 # The REST create is refused with the error code, as Twilio does for test credentials.
@@ -96,6 +96,9 @@ class EmulatorConfig:
             unknown = set(behaviour) - _NUMBER_KEYS
             if unknown:
                 raise ValueError(f"numbers[{number!r}]: unknown keys {sorted(unknown)}")
+            for key in ("error", "error_code", "duration"):
+                if behaviour.get(key) is not None:
+                    int(behaviour[key])  # a ValueError here names the bad value
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> EmulatorConfig:

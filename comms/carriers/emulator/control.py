@@ -102,7 +102,7 @@ class ControlAPI:
             response = self.app.sender.request(payload["url"], params, config.callback_timeout)
         except Exception as exc:  # the receiver being down is the test's finding, not an emulator error
             return _problem(502, f"could not reach {payload['url']}: {exc}")
-        body_text = response.data.decode("utf-8", "replace")
+        body_text = response.body.decode("utf-8", "replace")
         record = {"sid": sid, "direction": "inbound", "from": payload["from"], "to": payload["to"],
                   "status": "ringing" if kind == "call" else "received", "_params": params,
                   "_twiml": body_text}
@@ -112,6 +112,6 @@ class ControlAPI:
         return _json(200, {
             "sid": sid,
             "status": response.status,
-            "content_type": response.headers.get("Content-Type"),
+            "content_type": response.content_type,
             "body": body_text,
         })

@@ -161,7 +161,7 @@ class Lifecycle:
         params = call_callback_params(run.state, run.sequence)
         try:
             response = self._sender.request(url, params, config.callback_timeout)
-            twiml = response.data.decode("utf-8", "replace")
+            twiml = response.body.decode("utf-8", "replace")
         except Exception as exc:  # the call goes on; the failure is visible in the record
             twiml = f"<!-- fetching {url} failed: {exc} -->"
         run.store.update(run.state["sid"], _twiml=twiml)

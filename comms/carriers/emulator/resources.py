@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -51,8 +51,12 @@ DELIVERY_ERRORS: dict[int, str] = {
 
 
 def new_sid(prefix: str) -> str:
-    """A 34-character Twilio sid such as ``SM`` + 32 hex digits."""
-    return prefix + uuid.uuid4().hex
+    """A 34-character Twilio sid such as ``SM`` + 32 hex digits.
+
+    Unique, not secret: ``random`` rather than ``uuid4``, whose ``os.urandom`` call took a
+    fifth of a millisecond on the virtual machines we benchmark on.
+    """
+    return f"{prefix}{random.getrandbits(128):032x}"
 
 
 def now_rfc2822() -> str:

@@ -113,7 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.track(self.connection, add=False)  # type: ignore[attr-defined]
-        super().finish()
+        try:
+            super().finish()  # flushes what is still buffered
+        except OSError:
+            pass  # the client hung up (a timed-out request); there is no one left to answer
 
     def handle(self) -> None:
         try:
@@ -138,6 +141,9 @@ class EmulatorServer(ThreadingMixIn, HTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__((host, port), _Handler)
         self.port = self.server_address[1]
+
+    def handle_error(self, request, client_address) -> None:
+        log.exception("emulator connection from %s failed", client_address)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup that can stall for seconds.
@@ -188,7 +194,9 @@ class EmulatorThread:
         self.app = create_emulator_app(config)
         self.server = EmulatorServer(host, port, self.app)
         self.base_url = f"http://{host}:{self.server.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="twilio-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="twilio-emulator", daemon=True
+        )
         self._thread.start()
 
     @property
