@@ -3,6 +3,7 @@
 from .app import ApiKey, App
 from .base import Base, new_id, utcnow
 from .message import STATUS_RANK, TERMINAL, IdempotencyRecord, Message, MessageEvent
+from .optout import OptOut
 from .template import Template
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "IdempotencyRecord",
     "Message",
     "MessageEvent",
+    "OptOut",
     "Template",
     "new_id",
     "utcnow",

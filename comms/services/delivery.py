@@ -25,7 +25,7 @@ from ..carriers.base import (
     SendResult,
 )
 from ..models import Message, MessageEvent, utcnow
-from . import callbacks, status
+from . import callbacks, secret_bodies, status
 from .phone import mask
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,16 @@ def claim(session: Session, message_ids: list[str], claim_timeout: float) -> lis
 
 def hand_off(runtime, row: dict[str, Any]) -> Outcome:
     """Try the number's routes in order; a transient failure moves on to the next route."""
-    sms = OutboundSms(
-        reference=row["id"], to=row["to"], from_=row["from"], body=row["body"], app_id=row["app_id"]
-    )
+    body = row["body"]
+    if row["purpose"] == "verification":
+        body = secret_bodies.load(runtime.redis, row["id"])
+        if body is None:
+            return Outcome(
+                error=CarrierPermanentError(
+                    None, "the code expired before it could be sent", "secret_expired"
+                )
+            )
+    sms = OutboundSms(reference=row["id"], to=row["to"], from_=row["from"], body=body, app_id=row["app_id"])
     outcome = Outcome(error=CarrierTransientError(None, "no carrier routes this number", "no_route"))
     for carrier in runtime.router.candidates(row["to"]):
         try:
