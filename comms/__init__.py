@@ -26,6 +26,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     app.extensions["comms"] = runtime
+    if settings.trusted_proxies:
+        # Carrier signatures cover the URL the carrier called: behind a proxy, rebuild it from X-Forwarded-*.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import api

@@ -136,3 +136,50 @@ class ServiceUnavailable(CommsError):
     status_code = 503
     error = "service_unavailable"
     default_message = "A backing service is unavailable; retry later."
+
+
+class InvalidSignature(CommsError):
+    status_code = 403
+    error = "invalid_signature"
+    default_message = "The request's carrier signature is missing or wrong."
+
+
+class ChannelUnavailable(CommsError):
+    error = "channel_unavailable"
+    default_message = "This channel is not available in this deployment."
+
+
+class TemplateKindMismatch(CommsError):
+    error = "template_kind_mismatch"
+    default_message = "The template is not of the kind this request needs."
+
+
+class VerificationNotFound(NotFound):
+    error = "verification_not_found"
+    default_message = "No such verification."
+
+
+class MaxCheckAttempts(RateLimited):
+    error = "max_check_attempts"
+    default_message = "Too many checks for this verification; start a new one."
+
+
+class MaxSendAttempts(RateLimited):
+    error = "max_send_attempts"
+    default_message = "Too many codes were sent to this number; retry later."
+
+
+class ResendTooSoon(RateLimited):
+    error = "resend_too_soon"
+    default_message = "A code was sent to this number moments ago; wait before asking for another."
+
+
+class CountryLimitReached(RateLimited):
+    error = "country_limit_reached"
+    default_message = "Today's cap of codes to this country is reached; retry later."
+
+
+class CountryPaused(CommsError):
+    status_code = 403
+    error = "country_paused"
+    default_message = "Codes to this country are paused for this app (fraud guard)."

@@ -60,6 +60,20 @@ class Runtime:
         return Router(self.settings.routes, self.carriers)
 
     @cached_property
+    def health(self):
+        from .carrier_health import CarrierHealth
+
+        return CarrierHealth(
+            self.redis, self.settings.carrier_failure_threshold, self.settings.carrier_cooldown
+        )
+
+    @cached_property
+    def pacer(self):
+        from .pacing import Pacer
+
+        return Pacer(self.redis)
+
+    @cached_property
     def executor(self):
         from concurrent.futures import ThreadPoolExecutor
 

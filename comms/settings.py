@@ -44,6 +44,9 @@ class Settings:
     sweep_interval: float = 1.0
     # A queued message whose job Redis no longer knows is re-enqueued after this long.
     requeue_after: float = 10.0
+    # A carrier failing transiently this many times in a row is skipped for carrier_cooldown seconds.
+    carrier_failure_threshold: int = 5
+    carrier_cooldown: float = 30.0
     delivery_retries: tuple[int, ...] = (2, 10, 30, 60, 120)
     webhook_retries: tuple[int, ...] = (5, 30, 120, 600, 1800)
     webhook_timeout: float = 10.0
@@ -84,6 +87,8 @@ class Settings:
             "COMMS_CLAIM_TIMEOUT": ("claim_timeout", float),
             "COMMS_SWEEP_INTERVAL": ("sweep_interval", float),
             "COMMS_REQUEUE_AFTER": ("requeue_after", float),
+            "COMMS_CARRIER_FAILURE_THRESHOLD": ("carrier_failure_threshold", int),
+            "COMMS_CARRIER_COOLDOWN": ("carrier_cooldown", float),
             "COMMS_TRUSTED_PROXIES": ("trusted_proxies", int),
             "COMMS_LOG_LEVEL": ("log_level", str),
         }

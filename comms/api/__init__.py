@@ -6,7 +6,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from ..schemas.common import ErrorSchema
-from . import apps, base, errors, health, messages, sandbox, templates
+from . import apps, base, errors, health, messages, sandbox, templates, webhooks
 
 
 class CommsApi(Api):
@@ -32,6 +32,7 @@ def register(app: Flask) -> Api:
     for module in (apps, templates, messages, sandbox):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(webhooks.blp)
     errors.register(app)
     app.teardown_appcontext(base.close_session)
     return api

@@ -121,6 +121,16 @@ class Carrier(ABC):
         """Start one call that reads text aloud."""
         raise CarrierPermanentError(None, f"carrier {self.name} cannot place calls", "channel_unavailable")
 
+    @property
+    def default_sender(self) -> str | None:
+        """The sender used when a message names none (configuration ``from``)."""
+        return self.config.get("from")
+
+    def sender_mps(self, sender: str | None) -> float | None:
+        """Messages per second this sender may send (``senders = {number = mps}``, else ``mps``)."""
+        value = (self.config.get("senders") or {}).get(sender, self.config.get("mps"))
+        return float(value) if value else None
+
     def poll_reports(self, limit: int = 500) -> list[StatusReport]:
         """Reports that are due, for carriers that report when asked rather than by webhook."""
         return []

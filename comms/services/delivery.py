@@ -78,28 +78,51 @@ def claim(session: Session, message_ids: list[str], claim_timeout: float) -> lis
     return rows
 
 
-def hand_off(runtime, row: dict[str, Any]) -> Outcome:
-    """Try the number's routes in order; a transient failure moves on to the next route."""
+NO_ROUTE_UP = "no_route_available"
+
+
+def hand_off(runtime, row: dict[str, Any], down: set[str]) -> Outcome:
+    """Try the number's healthy routes in order; a transient failure moves on to the next route.
+
+    ``down`` holds the carriers in their cool-down, shared by the job's threads: a carrier that trips
+    its circuit here is added so the job's other messages skip it at once.
+    """
     body = row["body"]
     if row["purpose"] == "verification":
         body = secret_bodies.load(runtime.redis, row["id"])
         if body is None:
-            return Outcome(
-                error=CarrierPermanentError(
-                    None, "the code expired before it could be sent", "secret_expired"
-                )
+            expired = CarrierPermanentError(
+                None, "the code expired before it could be sent", "secret_expired"
             )
-    sms = OutboundSms(reference=row["id"], to=row["to"], from_=row["from"], body=body, app_id=row["app_id"])
-    outcome = Outcome(error=CarrierTransientError(None, "no carrier routes this number", "no_route"))
-    for carrier in runtime.router.candidates(row["to"]):
+            return Outcome(error=expired)
+    routes = runtime.router.candidates(row["to"])
+    if not routes:
+        return Outcome(
+            error=CarrierPermanentError(None, "no route is configured for this number", "no_route")
+        )
+    outcome = Outcome(error=CarrierTransientError(None, "every route is down", NO_ROUTE_UP))
+    for carrier in routes:
+        if carrier.name in down:
+            continue
+        sender = row["from"] or carrier.default_sender
+        sms = OutboundSms(reference=row["id"], to=row["to"], from_=sender, body=body, app_id=row["app_id"])
+        mps = carrier.sender_mps(sender)
+        if mps:
+            runtime.pacer.wait(carrier.name, sender or "", mps)
         try:
             return Outcome(result=carrier.send_sms(sms), carrier=carrier.name)
         except CarrierPermanentError as exc:
             return Outcome(error=exc, carrier=carrier.name)
         except CarrierTransientError as exc:
             log.warning(
-                "carrier %s transient failure for %s to %s: %s", carrier.name, row["id"], mask(row["to"]), exc
+                "carrier %s: transient failure for %s to %s: %s",
+                carrier.name,
+                row["id"],
+                mask(row["to"]),
+                exc,
             )
+            if runtime.health.failed(carrier.name):
+                down.add(carrier.name)
             outcome = Outcome(error=exc, carrier=carrier.name)
     return outcome
 
@@ -114,16 +137,18 @@ def deliver(runtime, message_ids: list[str], *, last_attempt: bool) -> None:
     first = [
         status.Change(message=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1
     ]
-    outcomes = list(runtime.executor.map(lambda r: hand_off(runtime, r), rows))
-    transitions, retrying = [], 0
-    for row, outcome in zip(rows, outcomes, strict=True):
-        transitions.append(_transition(row, outcome, last_attempt))
-        retrying += transitions[-1].status == "sending"
+    down = runtime.health.down(runtime.carriers)
+    outcomes = list(runtime.executor.map(lambda r: hand_off(runtime, r, down), rows))
+    runtime.health.succeeded(o.carrier for o in outcomes if o.result is not None)
+    transitions = [
+        _transition(row, outcome, last_attempt) for row, outcome in zip(rows, outcomes, strict=True)
+    ]
     with runtime.db.session() as session:
         changes = status.apply(session, transitions)
         planned = callbacks.plan(session, first + changes)
     runtime.queues.enqueue_callbacks(planned)
-    if retrying:
+    retrying = sum(t.status == "sending" for t in transitions)
+    if retrying and not last_attempt:
         raise RetryLater(f"{retrying} of {len(rows)} message(s) failed transiently")
 
 
@@ -151,15 +176,29 @@ def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> st
         "error_code": error.code,
         "error_message": error.message[:500],
     }
-    if isinstance(error, CarrierPermanentError) or last_attempt:
-        detail = f"{outcome.carrier or 'no carrier'}: {error}" + (
-            "" if isinstance(error, CarrierPermanentError) else " (retries exhausted)"
+    if error.error == NO_ROUTE_UP:
+        # Every carrier is in its cool-down: the message waits (the sweeper re-enqueues it once this
+        # job's retries are spent) and the wait does not count against its attempts.
+        return status.Transition(
+            row["id"],
+            "sending",
+            repeatable=True,
+            detail="every route is down; waiting for a carrier to recover",
+            fields={**fields, "claimed_at": None, "attempts": row["attempts"] - 1},
         )
-        return status.Transition(row["id"], "failed", detail=detail, fields=fields)
+    if isinstance(error, CarrierPermanentError):
+        return status.Transition(
+            row["id"], "failed", detail=f"{outcome.carrier or 'no carrier'}: {error}", fields=fields
+        )
+    if last_attempt:
+        return status.Transition(
+            row["id"], "failed", detail=f"{outcome.carrier}: {error} (retries exhausted)", fields=fields
+        )
     # Clearing the claim lets RQ's retry of this job take the message again.
     return status.Transition(
         row["id"],
         "sending",
+        repeatable=True,
         detail=f"{outcome.carrier}: {error}; will retry",
         fields={**fields, "claimed_at": None},
     )

@@ -11,10 +11,17 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import sms_encoding
-from ..errors import CommsError, FreeTextNotAllowed, InvalidState, NotFound, ValidationFailed
+from ..errors import (
+    CommsError,
+    FreeTextNotAllowed,
+    InvalidState,
+    NotFound,
+    RecipientOptedOut,
+    ValidationFailed,
+)
 from ..models import App, Message, MessageEvent, Template, new_id, utcnow
 from ..queues import Queues
-from . import phone, templates
+from . import optouts, phone, templates
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class TemplateLookup:
         self.session = session
         self.app_id = app_id
         self._cache: dict[tuple[str, str], Template] = {}
+        # A batch checks its numbers' opt-outs in one query at the end instead.
+        self.check_opt_outs = True
 
     def resolve(self, data: Mapping[str, Any]) -> Template:
         key = ("id", data["template_id"]) if data.get("template_id") else ("name", data["template"])
@@ -54,6 +63,8 @@ def draft(
     """
     to = phone.parse(data.get("to"))
     phone.check_country(to, app.allowed_countries)
+    if lookup.check_opt_outs:
+        optouts.check(lookup.session, app.id, to.e164)
     if data.get("template_id") or data.get("template"):
         template = lookup.resolve(data)
         body = templates.for_sending(template, "sms", data.get("params"), field=params_field)
@@ -162,6 +173,7 @@ class BatchResult:
 def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_size: int) -> BatchResult:
     """Judge each entry on its own; insert the good ones in bulk and plan one job per chunk."""
     lookup = TemplateLookup(session, app.id)
+    lookup.check_opt_outs = False
     shared = {k: data.get(k) for k in ("template_id", "template")}
     now = utcnow()
     send_at = data.get("send_at")
@@ -191,6 +203,20 @@ def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_s
             )
         )
         accepted.append({"index": index, "id": message_id, "to": d.to, "status": rows[-1]["status"]})
+    opted_out = optouts.blocked(session, app.id, (row["to"] for row in rows))
+    if opted_out:
+        kept = [(row, a) for row, a in zip(rows, accepted, strict=True) if row["to"] not in opted_out]
+        rejected += [
+            {
+                "index": a["index"],
+                "error": "recipient_opted_out",
+                "message": RecipientOptedOut.default_message,
+            }
+            for row, a in zip(rows, accepted, strict=True)
+            if row["to"] in opted_out
+        ]
+        rejected.sort(key=lambda r: r["index"])
+        rows, accepted = [r for r, _ in kept], [a for _, a in kept]
     jobs = []
     if rows and rows[0]["status"] == "queued":
         for start in range(0, len(rows), chunk_size):

@@ -18,8 +18,6 @@ from sqlalchemy.orm import Session
 
 from ..models import STATUS_RANK, TERMINAL, Message, MessageEvent, utcnow
 
-# Statuses a message may pass through more than once (one event per attempt).
-REPEATABLE = frozenset({"sending"})
 UPDATABLE_FIELDS = (
     "carrier",
     "carrier_message_id",
@@ -28,6 +26,7 @@ UPDATABLE_FIELDS = (
     "error_code",
     "error_message",
     "claimed_at",
+    "attempts",
 )
 
 
@@ -38,6 +37,9 @@ class Transition:
     detail: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     at: datetime | None = None
+    # The worker's own attempts may repeat a status (one ``sending`` event per attempt); a carrier's
+    # reports may not: a repeated report is a duplicate.
+    repeatable: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,10 @@ class Change:
     at: datetime
 
 
-def _moves(current: str, new: str) -> bool:
+def _moves(current: str, t: Transition) -> bool:
     if current in TERMINAL:
         return False
-    return STATUS_RANK[new] > STATUS_RANK[current] or (new == current and new in REPEATABLE)
+    return STATUS_RANK[t.status] > STATUS_RANK[current] or (t.status == current and t.repeatable)
 
 
 def apply(session: Session, transitions: Iterable[Transition]) -> list[Change]:
@@ -78,12 +80,12 @@ def apply(session: Session, transitions: Iterable[Transition]) -> list[Change]:
         if row is None:
             continue
         at = t.at or now
-        if (t.message_id, t.status) in seen and t.status not in REPEATABLE:
+        if (t.message_id, t.status) in seen and not t.repeatable:
             continue  # a duplicate report: already on the timeline
         seen.add((t.message_id, t.status))
         events.append({"message_id": t.message_id, "status": t.status, "at": at, "detail": t.detail})
         values = {k: v for k, v in t.fields.items() if k in UPDATABLE_FIELDS}
-        if _moves(row["status"], t.status):
+        if _moves(row["status"], t):
             if row["status"] != t.status:
                 changes.append(Change(message=row, status=t.status, at=at))
             row["status"] = t.status

@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import or_, select, update
 
 from ..models import Message, MessageEvent, new_id, utcnow
-from . import callbacks, status
+from . import callbacks, reports, status
 
 log = logging.getLogger(__name__)
 
@@ -136,31 +136,10 @@ def requeue_stranded(runtime) -> int:
 
 def pump_reports(runtime) -> int:
     """Apply delivery reports from carriers that are polled (the sandbox) rather than call back."""
-    total = 0
-    for carrier in runtime.carriers.values():
-        reports = carrier.poll_reports()
-        if not reports:
-            continue
-        transitions = [
-            status.Transition(
-                r.reference,
-                r.status,
-                detail=f"{carrier.name} report",
-                fields={
-                    "error_code": r.error_code,
-                    "error_message": r.error_message,
-                    **({"error": "carrier_undelivered"} if r.status == "undelivered" else {}),
-                },
-            )
-            for r in reports
-            if r.reference
-        ]
-        with runtime.db.session() as session:
-            changes = status.apply(session, transitions)
-            planned = callbacks.plan(session, changes)
-        runtime.queues.enqueue_callbacks(planned)
-        total += len(reports)
-    return total
+    return sum(
+        reports.apply_message_reports(runtime, carrier.name, carrier.poll_reports())
+        for carrier in runtime.carriers.values()
+    )
 
 
 def _plan_jobs(session, rows: list[dict[str, Any]], chunk_size: int) -> list[tuple[str, str, list[str]]]:
