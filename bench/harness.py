@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -75,8 +76,10 @@ def create_app_with_template(
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int = 4, threads: int = 1) -> Iterator[int]:
-    port = free_port()
+def gunicorn(
+    env: dict[str, str], workers: int = 4, threads: int = 1, port: int | None = None
+) -> Iterator[int]:
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -114,14 +117,16 @@ def workers(
     env: dict[str, str], count: int = 1, queues: str | None = None
 ) -> Iterator[list[subprocess.Popen]]:
     cmd = [sys.executable, "-m", "comms.cli", "worker"] + (["--queues", queues] if queues else [])
-    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT) for _ in range(count)]
+    # Own process groups: stopping one stops the scheduler process RQ forks beside it.
+    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True) for _ in range(count)]
     try:
         yield procs
     finally:
         for proc in procs:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,12 +45,14 @@ def start_worker(backing, tmp_path, config_file):
         "COMMS_HOME": str(tmp_path),
         "COMMS_LOG_LEVEL": "WARNING",
     }
+    # Its own process group: RQ forks a scheduler process that killing the worker alone would orphan.
     return subprocess.Popen(
         [sys.executable, "-m", "comms.cli", "worker"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -66,10 +69,11 @@ def test_a_worker_killed_mid_delivery_does_not_lose_the_message(api, approved_te
     try:
         wait_for(lambda: api.get(f"/v1/messages/{message_id}").json["status"] == "sending")
         time.sleep(0.3)  # inside the carrier hand-off
-        first.send_signal(signal.SIGKILL)
+        os.killpg(first.pid, signal.SIGKILL)
         first.wait(5)
     finally:
-        first.kill()
+        with contextlib.suppress(ProcessLookupError):  # the group's forked scheduler too
+            os.killpg(first.pid, signal.SIGKILL)
     assert api.get(f"/v1/messages/{message_id}").json["status"] == "sending"
 
     second = start_worker(backing, tmp_path, config)
@@ -78,7 +82,7 @@ def test_a_worker_killed_mid_delivery_does_not_lose_the_message(api, approved_te
             lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "delivered" and m
         )
     finally:
-        second.terminate()
+        os.killpg(second.pid, signal.SIGTERM)
         second.wait(10)
     details = [e["detail"] for e in message["events"]]
     assert "re-enqueued: its job was lost" in details and "attempt 2" in details
