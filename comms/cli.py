@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import click
 from flask import current_app
@@ -116,7 +115,9 @@ def run_command(host: str, port: int) -> None:
         "COMMS_DATABASE_URL": rt.settings.effective_database_url,
         "COMMS_SECRET_KEY": rt.settings.secret_key,
     }
-    worker = subprocess.Popen([sys.executable, "-m", "comms.cli", "worker"], env=env)
+    # Stop cleanly on SIGTERM too (not only Ctrl-C), so the worker and the embedded Redis go with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    worker = subprocess.Popen([sys.executable, "-m", "comms.cli", "worker"], env=env, start_new_session=True)
     base = f"http://{host}:{port}"
     click.echo(
         f"\ncomms is running on {base}  (docs: {base}/docs)\n"
@@ -132,12 +133,11 @@ def run_command(host: str, port: int) -> None:
 
         run_simple(host, port, current_app._get_current_object(), threaded=True)
     finally:
-        worker.send_signal(signal.SIGTERM)
+        os.killpg(worker.pid, signal.SIGTERM)  # the worker and the scheduler process RQ forks
         try:
             worker.wait(10)
         except subprocess.TimeoutExpired:
-            worker.kill()
-        time.sleep(0)
+            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _demo_app(rt: Runtime) -> str:

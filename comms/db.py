@@ -55,3 +55,23 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def bulk_insert(session: Session, table, rows: list[dict]) -> None:
+    """Insert many rows into a Core ``table`` in the session's transaction.
+
+    On PostgreSQL this is one COPY (an order of magnitude faster than executemany for a 1,000-row
+    batch); elsewhere SQLAlchemy's executemany.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from datetime import UTC, datetime
@@ -22,17 +23,17 @@ NAMING = {
 }
 
 
-def new_id(prefix: str) -> str:
-    """``prefix_`` + 10 chars of milliseconds + 16 random chars (80 bits), ULID-style.
+_TO_SORTABLE = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
-    Written by hand rather than pulling a ULID package: it is eight lines and needs the prefix anyway.
+
+def new_id(prefix: str) -> str:
+    """``prefix_`` + 26 base32 chars of 48 bits of milliseconds and 80 random bits, ULID-style.
+
+    Written by hand rather than pulling a ULID package: it is a few lines and needs the prefix anyway.
+    base32 is big-endian, so once its alphabet is mapped to one in ASCII order, ids sort by time.
     """
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return f"{prefix}_{''.join(reversed(chars))}"
+    raw = int(time.time() * 1000).to_bytes(6, "big") + os.urandom(10)
+    return f"{prefix}_{base64.b32encode(raw)[:26].translate(_TO_SORTABLE).decode()}"
 
 
 def utcnow() -> datetime:

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import sms_encoding
+from ..db import bulk_insert
 from ..errors import (
     CommsError,
     FreeTextNotAllowed,
@@ -124,6 +125,11 @@ def _row(
     }
 
 
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    """Attribute names to column names (``from_`` is the ``from`` column) for Core inserts."""
+    return {("from" if key == "from_" else key): value for key, value in row.items()}
+
+
 def create(
     session: Session,
     app: App,
@@ -180,6 +186,7 @@ def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_s
     rows, accepted, rejected = [], [], []
     for index, entry in enumerate(data["messages"]):
         try:
+            _check_entry(entry)
             d = draft(app, {**shared, **entry}, lookup, params_field=f"messages.{index}.params")
         except CommsError as exc:
             if exc.error in {"template_not_found", "template_not_approved", "template_channel_mismatch"}:
@@ -226,12 +233,31 @@ def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_s
                 row["job_id"] = job_id
             jobs.append(("bulk", job_id, [row["id"] for row in chunk]))
     if rows:
-        session.execute(insert(Message), rows)
-        session.execute(
-            insert(MessageEvent),
+        bulk_insert(session, Message.__table__, [_columns(r) for r in rows])
+        bulk_insert(
+            session,
+            MessageEvent.__table__,
             [{"message_id": r["id"], "status": r["status"], "at": now, "detail": None} for r in rows],
         )
     return BatchResult(accepted=accepted, rejected=rejected, jobs=jobs)
+
+
+BATCH_ENTRY_FIELDS = frozenset({"to", "params", "client_ref"})
+
+
+def _check_entry(entry: dict[str, Any]) -> None:
+    """What marshmallow would check of one batch entry, at a fraction of the cost (see BatchEntries)."""
+    unknown = set(entry) - BATCH_ENTRY_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    params = entry.get("params", {})
+    if not isinstance(params, dict) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in params.values()
+    ):
+        raise ValidationFailed("params is an object whose values are text or numbers.")
+    ref = entry.get("client_ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
+        raise ValidationFailed("client_ref is text of at most 200 characters.")
 
 
 def dispatch(queues: Queues, session_factory, jobs: Sequence[tuple[str, str, list[str]]]) -> None:

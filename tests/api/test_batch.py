@@ -65,3 +65,23 @@ def test_batch_is_idempotent(api, approved_template, work):
     assert first.json == again.json
     work()
     assert len(api.get("/v1/sandbox/outbox").json["data"]) == 2
+
+
+def test_a_malformed_entry_is_rejected_on_its_own(api, approved_template):
+    tpl = approved_template("Hi {{name}}")
+    entries = [
+        {"to": TO, "params": {"name": "A"}},
+        {"to": TO, "params": {"name": ["A"]}},
+        {"to": TO, "params": {"name": "A"}, "colour": "red"},
+        {"to": TO, "params": {"name": "A"}, "client_ref": "x" * 201},
+    ]
+    r = api.post("/v1/messages/batch", {"template_id": tpl["id"], "messages": entries})
+    assert r.status_code == 202
+    assert r.json["accepted"] == 1
+    assert [(x["index"], x["error"]) for x in r.json["rejected"]] == [
+        (1, "validation_error"),
+        (2, "validation_error"),
+        (3, "validation_error"),
+    ]
+    not_objects = api.post("/v1/messages/batch", {"template_id": tpl["id"], "messages": ["+14155552671"]})
+    assert (not_objects.status_code, not_objects.json["error"]) == (400, "validation_error")
