@@ -61,8 +61,9 @@ def main() -> None:
                 "-c",
                 (
                     "from comms.carriers.emulator import serve; "
-                    f"serve('127.0.0.1', {emu_port}, {{'account_sid': '{ACCOUNT_SID}', 'auth_token': '{AUTH_TOKEN}', "
-                    f"'latency': {args.latency}, 'delivery_delay': 0.2, 'callback_workers': 16}})"
+                    f"serve('127.0.0.1', {emu_port}, {{'account_sid': '{ACCOUNT_SID}', "
+                    f"'auth_token': '{AUTH_TOKEN}', 'latency': {args.latency}, 'delivery_delay': 0.2, "
+                    "'callback_workers': 16})"
                 ),
             ]
         )

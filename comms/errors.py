@@ -183,3 +183,53 @@ class CountryPaused(CommsError):
     status_code = 403
     error = "country_paused"
     default_message = "Codes to this country are paused for this app (fraud guard)."
+
+
+class PoolExhausted(Conflict):
+    error = "pool_exhausted"
+    default_message = "No proxy number in the pool is free for both parties; add numbers or release bindings."
+
+
+class NumberExists(Conflict):
+    error = "number_exists"
+    default_message = "This proxy number is already registered."
+
+
+class NumberInUse(Conflict):
+    error = "number_in_use"
+    default_message = "The proxy number still carries active bindings; release them first (or ?release=true)."
+
+
+class BindingNotFound(NotFound):
+    error = "binding_not_found"
+    default_message = "No such binding."
+
+
+class BindingNotActive(Conflict):
+    error = "binding_not_active"
+    default_message = "The binding was released or has expired; create a new one."
+
+
+class PartyConflict(Conflict):
+    error = "party_conflict"
+    default_message = "That party already has an active binding on this proxy number."
+
+
+class UnknownCarrier(CommsError):
+    error = "unknown_carrier"
+    default_message = "No carrier of that name is configured."
+
+
+class SameParty(CommsError):
+    error = "same_party"
+    default_message = "party_a and party_b must be different numbers."
+
+
+class MaxCallAttempts(RateLimited):
+    error = "max_call_attempts"
+    default_message = "Too many calls to this number; retry later."
+
+
+class TextTooLong(CommsError):
+    error = "text_too_long"
+    default_message = "The text to read aloud is too long."

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 # Workers listen in this order, so login codes always go before single sends, and those before bulk.
 PRIORITY = ("verify", "default", "bulk", "callbacks")
+# The job function that delivers each kind of record.
+DELIVERY_JOBS = {"message": "workers.jobs.deliver", "call": "workers.jobs.deliver_calls"}
 
 
 class Queues:
@@ -58,23 +60,24 @@ class Queues:
             self._queues["callbacks"].enqueue_many(data, pipeline=pipe)
             pipe.execute()
 
-    def enqueue_delivery(self, jobs: Sequence[tuple[str, str, list[str]]]) -> bool:
-        """Enqueue ``(queue, job_id, message_ids)`` delivery jobs in one pipeline.
+    def enqueue_delivery(self, jobs: Sequence[tuple[str, str, list[str]]], kind: str = "message") -> bool:
+        """Enqueue ``(queue, job_id, record_ids)`` delivery jobs of messages (or calls) in one pipeline.
 
-        Returns False (and logs) when Redis is unreachable: the messages are already committed,
+        Returns False (and logs) when Redis is unreachable: the records are already committed,
         and the worker's sweeper enqueues them once Redis is back.
         """
+        function = DELIVERY_JOBS[kind]
         by_queue: dict[str, list] = {}
-        for queue_name, job_id, message_ids in jobs:
+        for queue_name, job_id, record_ids in jobs:
             by_queue.setdefault(queue_name, []).append(
                 Queue.prepare_data(
-                    "workers.jobs.deliver",
-                    args=(message_ids,),
+                    function,
+                    args=(record_ids,),
                     job_id=job_id,
                     retry=self.delivery_retry(),
                     result_ttl=0,
                     failure_ttl=7 * 24 * 3600,
-                    description=f"deliver {len(message_ids)} message(s)",
+                    description=f"deliver {len(record_ids)} {kind}(s)",
                 )
             )
         try:
@@ -86,3 +89,7 @@ class Queues:
             log.warning("enqueue failed, leaving %d job(s) to the sweeper: %s", len(jobs), exc)
             return False
         return True
+
+    def enqueue_call_delivery(self, jobs: Sequence[tuple[str, str, list[str]]]) -> bool:
+        """Enqueue ``(queue, job_id, call_ids)`` call jobs; False when Redis is unreachable."""
+        return self.enqueue_delivery(jobs, kind="call")

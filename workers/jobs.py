@@ -8,7 +8,7 @@ import requests
 from rq import get_current_job
 
 from comms.models import App
-from comms.services import callbacks, delivery
+from comms.services import call_delivery, callbacks, delivery
 
 from .context import runtime
 
@@ -19,6 +19,12 @@ def deliver(message_ids: list[str]) -> None:
     job = get_current_job()
     last_attempt = job is None or not job.retries_left
     delivery.deliver(runtime(), message_ids, last_attempt=last_attempt)
+
+
+def deliver_calls(call_ids: list[str]) -> None:
+    job = get_current_job()
+    last_attempt = job is None or not job.retries_left
+    call_delivery.deliver(runtime(), call_ids, last_attempt=last_attempt)
 
 
 class CallbackRefused(Exception):  # noqa: N818

@@ -37,12 +37,13 @@ class Sweeper(threading.Thread):
 
     def tick(self) -> None:
         try:
+            sweeper.pump_reports(self.runtime)
             lock = self.runtime.redis.lock(
                 "comms:sweeper", timeout=max(30, self.interval * 10), blocking=False
             )
             if lock.acquire():
                 try:
-                    sweeper.sweep(self.runtime)
+                    sweeper.sweep_outbox(self.runtime)
                 finally:
                     lock.release()
         except Exception:  # noqa: BLE001 - keep sweeping; the next tick retries

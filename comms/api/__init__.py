@@ -6,7 +6,22 @@ from flask import Flask
 from flask_smorest import Api
 
 from ..schemas.common import ErrorSchema
-from . import apps, base, errors, health, messages, sandbox, templates, webhooks
+from . import (
+    apps,
+    base,
+    bindings,
+    calls,
+    errors,
+    fraud_guard,
+    health,
+    messages,
+    numbers,
+    proxy_webhooks,
+    sandbox,
+    templates,
+    verifications,
+    webhooks,
+)
 
 
 class CommsApi(Api):
@@ -29,10 +44,11 @@ def register(app: Flask) -> Api:
             "security": [{"bearer": []}],
         },
     )
-    for module in (apps, templates, messages, sandbox):
+    for module in (apps, templates, messages, calls, sandbox, verifications, fraud_guard, numbers, bindings):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)
     app.register_blueprint(webhooks.blp)
+    app.register_blueprint(proxy_webhooks.blp)
     errors.register(app)
     app.teardown_appcontext(base.close_session)
     return api

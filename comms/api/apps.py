@@ -22,7 +22,7 @@ blp = Blueprint("apps", __name__, url_prefix="/v1", description="The calling app
 
 
 def _view(app: App) -> dict:
-    """The app as shown: verification settings with the defaults filled in (stored: only overrides)."""
+    """The app as shown: verification and voice settings with defaults filled in (stored: overrides)."""
     fields = (
         "id",
         "name",
@@ -32,7 +32,11 @@ def _view(app: App) -> dict:
         "created_at",
         "updated_at",
     )
-    return {**{f: getattr(app, f) for f in fields}, "verification": apps.verification_settings(app)}
+    return {
+        **{f: getattr(app, f) for f in fields},
+        "verification": apps.verification_settings(app),
+        "voice": apps.voice_settings(app),
+    }
 
 
 @blp.route("/app")

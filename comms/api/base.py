@@ -1,15 +1,18 @@
-"""What every blueprint shares: the arguments parser, the request's session and caller."""
+"""What every blueprint shares: the arguments parser, the request's session and caller, idempotency."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import flask_smorest
-from flask import current_app, g, request
+from flask import Response, current_app, g, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
 
 from ..errors import Forbidden, MalformedJson, Unauthorized, ValidationFailed
 from ..runtime import Runtime
-from ..services import apps
+from ..services import apps, idempotency
 from ..services.apps import Caller
 
 
@@ -76,3 +79,30 @@ def admin() -> Caller:
     if not who.is_admin:
         raise Forbidden("This needs an admin key.")
     return who
+
+
+def idempotent(endpoint: str, produce: Callable[[], tuple[int, dict]]) -> tuple[Response, bool]:
+    """Run ``produce`` once per Idempotency-Key and commit; a concurrent duplicate replays the winner's
+    response. Returns the response and whether it was replayed."""
+    key = request.headers.get("Idempotency-Key")
+    body = request.get_json(silent=True)
+    app_id = caller().app.id
+    ttl = runtime().settings.idempotency_ttl
+    try:
+        status, response, replayed = idempotency.run(
+            session(), app_id=app_id, key=key, endpoint=endpoint, body=body, ttl=ttl, produce=produce
+        )
+        session().commit()
+    except IntegrityError as exc:
+        session().rollback()
+        if not (key and idempotency.is_conflict(exc)):
+            raise
+        status, response = idempotency.replay(
+            session(), app_id, key, endpoint, idempotency.request_hash(endpoint, body), ttl
+        )
+        replayed = True
+    result = jsonify(response)
+    result.status_code = status
+    if replayed:
+        result.headers["Idempotent-Replayed"] = "true"
+    return result, replayed

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
 from flask.views import MethodView
-from sqlalchemy.exc import IntegrityError
 
 from ..models import Message
 from ..schemas.common import ErrorSchema
@@ -16,8 +14,8 @@ from ..schemas.message import (
     SendBatchSchema,
     SendMessageSchema,
 )
-from ..services import idempotency, messages
-from .base import Blueprint, caller, runtime, session
+from ..services import messages
+from .base import Blueprint, caller, idempotent, runtime, session
 
 blp = Blueprint("messages", __name__, url_prefix="/v1/messages", description="Text messages (SMS)")
 
@@ -30,32 +28,6 @@ def message_view(message: Message, events=None) -> dict:
     events = messages.events(session(), message.id) if events is None else events
     data = {c.key: getattr(message, c.key) for c in Message.__mapper__.column_attrs}
     return {**data, "events": events}
-
-
-def _idempotent(endpoint: str, produce):
-    """Run ``produce`` once per Idempotency-Key; a concurrent duplicate replays the winner's response."""
-    key = request.headers.get("Idempotency-Key")
-    body = request.get_json(silent=True)
-    app_id = caller().app.id
-    ttl = runtime().settings.idempotency_ttl
-    try:
-        status, response, replayed = idempotency.run(
-            session(), app_id=app_id, key=key, endpoint=endpoint, body=body, ttl=ttl, produce=produce
-        )
-        session().commit()
-    except IntegrityError as exc:
-        session().rollback()
-        if not (key and idempotency.is_conflict(exc)):
-            raise
-        status, response = idempotency.replay(
-            session(), app_id, key, endpoint, idempotency.request_hash(endpoint, body), ttl
-        )
-        replayed = True
-    result = jsonify(response)
-    result.status_code = status
-    if replayed:
-        result.headers["Idempotent-Replayed"] = "true"
-    return result, replayed
 
 
 @blp.route("")
@@ -75,7 +47,7 @@ class Messages(MethodView):
             first_event = {"status": message.status, "at": message.created_at, "detail": None}
             return 202, _message_schema.dump(message_view(message, events=[first_event]))
 
-        response, replayed = _idempotent("messages.create", produce)
+        response, replayed = idempotent("messages.create", produce)
         if created and not replayed and created[0].status == "queued":
             message = created[0]
             messages.dispatch(
@@ -115,7 +87,7 @@ class Batch(MethodView):
                 {"accepted": len(result.accepted), "messages": result.accepted, "rejected": result.rejected}
             )
 
-        response, replayed = _idempotent("messages.batch", produce)
+        response, replayed = idempotent("messages.batch", produce)
         if planned and not replayed:
             messages.dispatch(runtime().queues, runtime().db.session, planned)
         return response

@@ -38,7 +38,18 @@ def _parse(parse):
 @blp.post("/message-status")
 def message_status():
     carrier = _verified_carrier()
-    reports.apply_message_reports(runtime(), carrier.name, [_parse(carrier.parse_message_status)])
+    report = _parse(carrier.parse_message_status)
+    with runtime().db.session() as session:
+        reports.store(session, carrier.name, report)
+    return "", 204
+
+
+@blp.post("/call-status")
+def call_status():
+    carrier = _verified_carrier()
+    report = _parse(carrier.parse_call_status)
+    with runtime().db.session() as session:
+        reports.store(session, carrier.name, report, kind="call")
     return "", 204
 
 

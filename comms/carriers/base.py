@@ -57,6 +57,8 @@ class OutboundCall:
     loop: int = 1
     status_callback: str | None = None
     app_id: str = ""
+    # Answering-machine detection (Twilio: ``Enable`` or ``DetectMessageEnd``); None: the carrier's default.
+    machine_detection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Carrier(ABC):
 
     type_name: ClassVar[str]
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Calls per second the account may start when the configuration sets no ``cps``; None: unpaced.
+    default_cps: ClassVar[float | None] = None
 
     def __init__(self, name: str, config: Mapping[str, Any], context: CarrierContext | None = None):
         self.name = name
@@ -129,6 +133,11 @@ class Carrier(ABC):
     def sender_mps(self, sender: str | None) -> float | None:
         """Messages per second this sender may send (``senders = {number = mps}``, else ``mps``)."""
         value = (self.config.get("senders") or {}).get(sender, self.config.get("mps"))
+        return float(value) if value else None
+
+    def calls_per_second(self) -> float | None:
+        """Calls per second this carrier account may start, all workers together (``cps``)."""
+        value = self.config.get("cps", self.default_cps)
         return float(value) if value else None
 
     def poll_reports(self, limit: int = 500) -> list[StatusReport]:

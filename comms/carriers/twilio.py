@@ -136,12 +136,15 @@ class TwilioCarrier(Carrier):
     ``messaging_service_sid``, ``webhook_base_url`` (where Twilio reaches comms; defaults to the
     deployment's public URL), ``api_base_url`` (for example the emulator's ``http://127.0.0.1:8099``),
     ``timeout`` (seconds, default 10), ``max_connections`` (connections kept open to Twilio,
-    default 64; a burst beyond it opens short-lived extras rather than waiting), ``machine_detection``,
-    and ``region``/``edge`` (real Twilio only; ignored with ``api_base_url``).
+    default 64; a burst beyond it opens short-lived extras rather than waiting), ``machine_detection``
+    (a call's default), ``voice`` (the ``<Say>`` voice of calls that name none), ``cps`` (calls per
+    second, default 1 as on a Twilio account), and ``region``/``edge`` (real Twilio only; ignored with
+    ``api_base_url``).
     """
 
     type_name = "twilio"
     secret_fields = ("auth_token",)
+    default_cps = 1.0  # Twilio's default calls-per-second limit of an account
 
     def __init__(self, name: str, config: Mapping[str, Any], context: CarrierContext | None = None):
         super().__init__(name, config, context)
@@ -202,8 +205,9 @@ class TwilioCarrier(Carrier):
         if not 1 <= call.loop <= MAX_LOOP:  # Twilio reads loop="0" as "forever"
             raise CarrierPermanentError(None, f"loop must be between 1 and {MAX_LOOP}", "invalid_request")
         twiml = VoiceResponse()
-        twiml.say(call.text, voice=call.voice, language=call.language, loop=call.loop)
-        machine_detection = self.config.get("machine_detection")
+        voice = call.voice or self.config.get("voice")
+        twiml.say(call.text, voice=voice, language=call.language, loop=call.loop)
+        machine_detection = call.machine_detection or self.config.get("machine_detection")
         with _translated_errors():
             created = self._calls.create(
                 to=call.to,

@@ -21,6 +21,8 @@ class App(Base):
     allow_free_text: Mapped[bool] = mapped_column(Boolean, default=False)
     # Only what the app overrode; comms.services.apps merges it over the defaults.
     verification: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Voice call limits the app overrode (comms.services.apps.VOICE_DEFAULTS); empty on older apps.
+    voice: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     # Needed in clear to sign outgoing callbacks (an HMAC key cannot be stored hashed).
     webhook_secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

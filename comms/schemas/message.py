@@ -160,6 +160,9 @@ class OutboxItemSchema(Schema):
     from_ = fields.String(data_key="from", attribute="from", allow_none=True)
     body = fields.String()
     text = fields.String()
+    voice = fields.String(allow_none=True, metadata={"description": "A call's voice"})
+    language = fields.String(allow_none=True, metadata={"description": "A call's language"})
+    loop = fields.Integer(metadata={"description": "How many times a call reads its text"})
     reference = fields.String()
     at = Timestamp()
 

@@ -16,13 +16,32 @@ from ..models import ApiKey, App, utcnow
 
 KEY_PREFIX = "ck"
 
-VERIFICATION_DEFAULTS: dict[str, int] = {
+VERIFICATION_DEFAULTS: dict[str, Any] = {
     "code_length": 6,
     "code_ttl": 600,
     "max_checks": 5,
     "max_sends": 5,
     "send_window": 600,
     "min_resend_interval": 30,
+    # Sends per end-user IP (the request's client_ip; IPv6 counted per /64) per hour; 0: no cap.
+    "max_sends_per_ip_per_hour": 20,
+    # Sends per destination country per rolling 24 hours; 0: no cap.
+    "max_sends_per_country_per_day": 10000,
+    # Countries codes may go to, on top of the app's allowed_countries; empty: no further limit.
+    "allowed_countries": [],
+    # Fraud guard: pause a country for fraud_guard_pause seconds when, over the last hour, at least
+    # fraud_guard_min_sends codes went there and conversion (approved ÷ sent) fell below the minimum.
+    "fraud_guard": True,
+    "fraud_guard_min_sends": 30,
+    "fraud_guard_min_conversion": 0.2,
+    "fraud_guard_pause": 12 * 3600,
+}
+
+# Calls to one number, per app, as Alibaba Cloud's Voice Messaging caps them by default; 0: no cap.
+VOICE_DEFAULTS: dict[str, int] = {
+    "max_calls_per_minute": 1,
+    "max_calls_per_hour": 5,
+    "max_calls_per_day": 20,
 }
 
 
@@ -46,7 +65,7 @@ def new_webhook_secret() -> str:
 
 def create_app(session: Session, name: str, *, admin: bool = False) -> tuple[App, str]:
     """Create an app and its first key; the key is returned once and stored only as a hash."""
-    app = App(name=name, webhook_secret=new_webhook_secret(), allowed_countries=[], verification={})
+    app = App(name=name, webhook_secret=new_webhook_secret(), allowed_countries=[], verification={}, voice={})
     session.add(app)
     session.flush()
     return app, issue_key(session, app, admin=admin)
@@ -86,8 +105,12 @@ def get_app(session: Session, app_id: str) -> App:
     return app
 
 
-def verification_settings(app: App) -> dict[str, int]:
+def verification_settings(app: App) -> dict[str, Any]:
     return {**VERIFICATION_DEFAULTS, **(app.verification or {})}
+
+
+def voice_settings(app: App) -> dict[str, int]:
+    return {**VOICE_DEFAULTS, **(app.voice or {})}
 
 
 def update_app(app: App, changes: Mapping[str, Any]) -> App:
@@ -99,4 +122,6 @@ def update_app(app: App, changes: Mapping[str, Any]) -> App:
         app.allowed_countries = sorted({c.upper() for c in changes["allowed_countries"]})
     if "verification" in changes:
         app.verification = {**(app.verification or {}), **changes["verification"]}
+    if "voice" in changes:
+        app.voice = {**(app.voice or {}), **changes["voice"]}
     return app

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import App
+from ..models import CALL_TERMINAL, App
 from .status import Change
 
 SIGNATURE_HEADER = "Comms-Signature"
@@ -37,8 +37,12 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
     return hmac.compare_digest(sign(secret, body, t), header)
 
 
+def _error_fields(record: dict[str, Any], failed: bool) -> dict[str, Any]:
+    return {k: record.get(k) if failed else None for k in ("error", "error_code", "error_message")}
+
+
 def message_payload(change: Change) -> dict[str, Any]:
-    m = change.message
+    m = change.record
     return {
         "type": "message.status",
         "id": m["id"],
@@ -47,19 +51,40 @@ def message_payload(change: Change) -> dict[str, Any]:
         "client_ref": m.get("client_ref"),
         "carrier": m.get("carrier"),
         "carrier_message_id": m.get("carrier_message_id"),
-        "error": m.get("error") if change.status in {"failed", "undelivered"} else None,
-        "error_code": m.get("error_code") if change.status in {"failed", "undelivered"} else None,
-        "error_message": m.get("error_message") if change.status in {"failed", "undelivered"} else None,
-        "at": change.at.isoformat().replace("+00:00", "Z"),
+        **_error_fields(m, change.status in {"failed", "undelivered"}),
+        "at": _timestamp(change.at),
     }
 
 
+def call_payload(change: Change) -> dict[str, Any]:
+    c = change.record
+    return {
+        "type": "call.status",
+        "id": c["id"],
+        "status": change.status,
+        "to": c["to"],
+        "duration": c.get("duration") if change.status in CALL_TERMINAL else None,
+        "client_ref": c.get("client_ref"),
+        "carrier": c.get("carrier"),
+        "carrier_call_id": c.get("carrier_call_id"),
+        **_error_fields(c, change.status in CALL_TERMINAL - {"completed"}),
+        "at": _timestamp(change.at),
+    }
+
+
+PAYLOADS = {"message": message_payload, "call": call_payload}
+
+
+def _timestamp(at) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
 def plan(session: Session, changes: Iterable[Change]) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(app_id, url, payload)`` for each change whose message or app has a status callback."""
+    """``(app_id, url, payload)`` for each change whose message, call or app has a status callback."""
     changes = list(changes)
     if not changes:
         return []
-    app_ids = {c.message["app_id"] for c in changes if not c.message.get("status_callback")}
+    app_ids = {c.record["app_id"] for c in changes if not c.record.get("status_callback")}
     defaults: dict[str, str | None] = {}
     if app_ids:
         defaults = {
@@ -68,9 +93,9 @@ def plan(session: Session, changes: Iterable[Change]) -> list[tuple[str, str, di
         }
     planned = []
     for change in changes:
-        url = change.message.get("status_callback") or defaults.get(change.message["app_id"])
+        url = change.record.get("status_callback") or defaults.get(change.record["app_id"])
         if url:
-            planned.append((change.message["app_id"], url, message_payload(change)))
+            planned.append((change.record["app_id"], url, PAYLOADS[change.kind](change)))
     return planned
 
 

@@ -10,6 +10,7 @@ written back in a handful of statements.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.orm import Session
 
 from ..carriers.base import (
+    Carrier,
     CarrierError,
     CarrierPermanentError,
     CarrierTransientError,
@@ -82,19 +84,37 @@ NO_ROUTE_UP = "no_route_available"
 
 
 def hand_off(runtime, row: dict[str, Any], down: set[str]) -> Outcome:
-    """Try the number's healthy routes in order; a transient failure moves on to the next route.
-
-    ``down`` holds the carriers in their cool-down, shared by the job's threads: a carrier that trips
-    its circuit here is added so the job's other messages skip it at once.
-    """
+    """Hand one claimed message to the first healthy route that takes it (see :func:`through_routes`)."""
     body = row["body"]
     if row["purpose"] == "verification":
         body = secret_bodies.load(runtime.redis, row["id"])
         if body is None:
-            expired = CarrierPermanentError(
-                None, "the code expired before it could be sent", "secret_expired"
-            )
-            return Outcome(error=expired)
+            return Outcome(error=secret_expired())
+
+    def send(carrier: Carrier) -> SendResult:
+        sender = row["from"] or carrier.default_sender
+        sms = OutboundSms(reference=row["id"], to=row["to"], from_=sender, body=body, app_id=row["app_id"])
+        mps = carrier.sender_mps(sender)
+        if mps:
+            runtime.pacer.wait(carrier.name, sender or "", mps)
+        return carrier.send_sms(sms)
+
+    return through_routes(runtime, row, down, send)
+
+
+def secret_expired() -> CarrierPermanentError:
+    """A login code's text left Redis before it could go: the app asks for a new code."""
+    return CarrierPermanentError(None, "the code expired before it could be sent", "secret_expired")
+
+
+def through_routes(
+    runtime, row: dict[str, Any], down: set[str], send: Callable[[Carrier], SendResult]
+) -> Outcome:
+    """Try the number's healthy routes in order with ``send``; a transient failure moves on to the next.
+
+    ``down`` holds the carriers in their cool-down, shared by the job's threads: a carrier that trips
+    its circuit here is added so the job's other messages skip it at once.
+    """
     routes = runtime.router.candidates(row["to"])
     if not routes:
         return Outcome(
@@ -104,13 +124,8 @@ def hand_off(runtime, row: dict[str, Any], down: set[str]) -> Outcome:
     for carrier in routes:
         if carrier.name in down:
             continue
-        sender = row["from"] or carrier.default_sender
-        sms = OutboundSms(reference=row["id"], to=row["to"], from_=sender, body=body, app_id=row["app_id"])
-        mps = carrier.sender_mps(sender)
-        if mps:
-            runtime.pacer.wait(carrier.name, sender or "", mps)
         try:
-            return Outcome(result=carrier.send_sms(sms), carrier=carrier.name)
+            return Outcome(result=send(carrier), carrier=carrier.name)
         except CarrierPermanentError as exc:
             return Outcome(error=exc, carrier=carrier.name)
         except CarrierTransientError as exc:
@@ -135,21 +150,41 @@ def deliver(runtime, message_ids: list[str], *, last_attempt: bool) -> None:
         return
     # A first claim moved queued → sending: that is a status change the app hears about.
     first = [
-        status.Change(message=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1
+        status.Change(record=r, status="sending", at=r["claimed_at"]) for r in rows if r["attempts"] == 1
     ]
+    settle(
+        runtime, rows, hand_off, _transition, last_attempt=last_attempt, track=status.MESSAGES, first=first
+    )
+
+
+def settle(
+    runtime,
+    rows: list[dict[str, Any]],
+    hand_off: Callable[[Any, dict[str, Any], set[str]], Outcome],
+    transition: Callable[[dict[str, Any], Outcome, bool], status.Transition],
+    *,
+    last_attempt: bool,
+    track: status.Track,
+    first: Sequence[status.Change] = (),
+) -> None:
+    """Hand claimed records over concurrently, record what happened and plan the status callbacks.
+
+    Raises:
+        RetryLater: some records failed transiently and wait (in the track's waiting status) for a retry.
+    """
     down = runtime.health.down(runtime.carriers)
     outcomes = list(runtime.executor.map(lambda r: hand_off(runtime, r, down), rows))
     runtime.health.succeeded(o.carrier for o in outcomes if o.result is not None)
     transitions = [
-        _transition(row, outcome, last_attempt) for row, outcome in zip(rows, outcomes, strict=True)
+        transition(row, outcome, last_attempt) for row, outcome in zip(rows, outcomes, strict=True)
     ]
     with runtime.db.session() as session:
-        changes = status.apply(session, transitions)
-        planned = callbacks.plan(session, first + changes)
+        changes = status.apply(session, transitions, track)
+        planned = callbacks.plan(session, [*first, *changes])
     runtime.queues.enqueue_callbacks(planned)
-    retrying = sum(t.status == "sending" for t in transitions)
+    retrying = sum(t.status in track.waiting for t in transitions)
     if retrying and not last_attempt:
-        raise RetryLater(f"{retrying} of {len(rows)} message(s) failed transiently")
+        raise RetryLater(f"{retrying} of {len(rows)} {track.kind}(s) failed transiently")
 
 
 def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> status.Transition:
@@ -169,6 +204,11 @@ def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> st
                 "error_message": None,
             },
         )
+    return failure(row, outcome, last_attempt, waiting="sending")
+
+
+def failure(row: dict[str, Any], outcome: Outcome, last_attempt: bool, *, waiting: str) -> status.Transition:
+    """The transition for a hand-off that failed: ``failed`` for good, or back to ``waiting`` for a retry."""
     error = outcome.error
     fields = {
         "carrier": outcome.carrier,
@@ -177,11 +217,11 @@ def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> st
         "error_message": error.message[:500],
     }
     if error.error == NO_ROUTE_UP:
-        # Every carrier is in its cool-down: the message waits (the sweeper re-enqueues it once this
+        # Every carrier is in its cool-down: the record waits (the sweeper re-enqueues it once this
         # job's retries are spent) and the wait does not count against its attempts.
         return status.Transition(
             row["id"],
-            "sending",
+            waiting,
             repeatable=True,
             detail="every route is down; waiting for a carrier to recover",
             fields={**fields, "claimed_at": None, "attempts": row["attempts"] - 1},
@@ -194,10 +234,10 @@ def _transition(row: dict[str, Any], outcome: Outcome, last_attempt: bool) -> st
         return status.Transition(
             row["id"], "failed", detail=f"{outcome.carrier}: {error} (retries exhausted)", fields=fields
         )
-    # Clearing the claim lets RQ's retry of this job take the message again.
+    # Clearing the claim lets RQ's retry of this job take the record again.
     return status.Transition(
         row["id"],
-        "sending",
+        waiting,
         repeatable=True,
         detail=f"{outcome.carrier}: {error}; will retry",
         fields={**fields, "claimed_at": None},

@@ -1,17 +1,25 @@
-"""Texts arriving at our numbers: opt-out keywords now; relays for masked numbers build on this."""
+"""Texts arriving at our numbers: relays through masked numbers first, then opt-out keywords."""
 
 from __future__ import annotations
 
 import logging
 
 from ..carriers.base import Carrier
-from . import optouts, phone
+from . import optouts, phone, proxy_routing
 
 log = logging.getLogger(__name__)
 
 
-def handle_sms(runtime, carrier: Carrier, sender: str, recipient: str, body: str) -> str | None:
-    """Act on an inbound text; returns the keyword acted on, if any."""
+def handle_sms(
+    runtime, carrier: Carrier, sender: str, recipient: str, body: str, sid: str | None = None
+) -> str | None:
+    """Act on an inbound text; returns the keyword acted on (``relay`` for a relayed text), if any.
+
+    ``sid`` is the carrier's id of the text (Twilio's MessageSid): a repeated webhook relays nothing twice.
+    """
+    # A party of a binding talks to the other party, keywords included: their STOP is for the person.
+    if proxy_routing.relay_sms(runtime, sender, recipient, body, sid):
+        return "relay"
     word = optouts.keyword(body)
     if word is None:
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import sms_encoding
@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..models import App, Message, MessageEvent, Template, new_id, utcnow
 from ..queues import Queues
-from . import optouts, phone, templates
+from . import optouts, phone, status, templates
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def create(
         message_id=message_id,
         client_ref=data.get("client_ref"),
         status_callback=data.get("status_callback"),
-        from_=data.get("from"),
+        from_=data.get("from_"),
         purpose=purpose,
     )
     message = Message(**row)
@@ -205,7 +205,7 @@ def create_batch(session: Session, app: App, data: Mapping[str, Any], *, chunk_s
                 message_id=message_id,
                 client_ref=entry.get("client_ref"),
                 status_callback=data.get("status_callback"),
-                from_=data.get("from"),
+                from_=data.get("from_"),
                 purpose="notification",
             )
         )
@@ -260,14 +260,20 @@ def _check_entry(entry: dict[str, Any]) -> None:
         raise ValidationFailed("client_ref is text of at most 200 characters.")
 
 
-def dispatch(queues: Queues, session_factory, jobs: Sequence[tuple[str, str, list[str]]]) -> None:
-    """Enqueue after commit; if Redis is down, clear ``enqueued_at`` so the sweeper picks them up at once."""
-    if not jobs or queues.enqueue_delivery(jobs):
+def dispatch(
+    queues: Queues, session_factory, jobs: Sequence[tuple[str, str, list[str]]], kind: str = "message"
+) -> None:
+    """Enqueue after commit; if Redis is down, clear ``enqueued_at`` so the sweeper picks them up at once.
+
+    ``kind`` is ``call`` for voice calls, which share this outbox logic.
+    """
+    if not jobs or queues.enqueue_delivery(jobs, kind=kind):
         return
-    ids = [mid for _, _, message_ids in jobs for mid in message_ids]
+    ids = [rid for _, _, record_ids in jobs for rid in record_ids]
+    table = status.TRACKS[kind].table
     try:
         with session_factory() as session:
-            session.execute(update(Message).where(Message.id.in_(ids)).values(enqueued_at=None))
+            session.execute(update(table).where(table.c.id.in_(ids)).values(enqueued_at=None))
     except Exception:  # noqa: BLE001 - the sweeper's requeue_after covers this too; the 202 stands
         pass
 
@@ -307,17 +313,25 @@ def list_messages(
     session: Session, app_id: str, filters: Mapping[str, Any], *, limit: int, cursor: str | None
 ) -> list[Message]:
     """Newest first; ``cursor`` is the last id of the previous page (ids sort by creation time)."""
-    query = select(Message).where(Message.app_id == app_id)
+    return list_records(session, Message, app_id, filters, limit=limit, cursor=cursor)
+
+
+def list_records(
+    session: Session, model, app_id: str, filters: Mapping[str, Any], *, limit: int, cursor: str | None
+) -> list:
+    """An app's messages or calls, newest first, filtered by status, number, client_ref and time;
+    ``limit + 1`` rows, the extra one saying there is a next page."""
+    query = select(model).where(model.app_id == app_id)
     if filters.get("status"):
-        query = query.where(Message.status == filters["status"])
+        query = query.where(model.status == filters["status"])
     if filters.get("to"):
-        query = query.where(Message.to == phone.parse(filters["to"]).e164)
+        query = query.where(model.to == phone.parse(filters["to"]).e164)
     if filters.get("client_ref"):
-        query = query.where(Message.client_ref == filters["client_ref"])
+        query = query.where(model.client_ref == filters["client_ref"])
     if filters.get("since"):
-        query = query.where(Message.created_at >= filters["since"])
+        query = query.where(model.created_at >= filters["since"])
     if filters.get("until"):
-        query = query.where(Message.created_at < filters["until"])
+        query = query.where(model.created_at < filters["until"])
     if cursor:
-        query = query.where(Message.id < cursor)
-    return list(session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)))
+        query = query.where(model.id < cursor)
+    return list(session.scalars(query.order_by(model.id.desc()).limit(limit + 1)))

@@ -244,3 +244,16 @@ def test_app_default_status_callback_is_used(api, approved_template, work, recei
     work()
     assert {req["json"]["status"] for req in receiver.requests} == {"sending", "sent", "delivered"}
     assert all(req["json"]["id"] == r.json["id"] for req in receiver.requests)
+
+
+def test_the_sender_given_is_the_sender_used(api, approved_template, work):
+    tpl = approved_template()
+    r = send(api, tpl, **{"from": "+15005550006"})
+    assert r.json["from"] == "+15005550006"
+    batch = api.post(
+        "/v1/messages/batch",
+        {"template_id": tpl["id"], "from": "Shop", "messages": [{"to": TO, "params": PARAMS}]},
+    ).json
+    work()
+    assert api.get(f"/v1/messages/{batch['messages'][0]['id']}").json["from"] == "Shop"
+    assert {o["from"] for o in api.get("/v1/sandbox/outbox").json["data"]} == {"+15005550006", "Shop"}

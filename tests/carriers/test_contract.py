@@ -101,6 +101,22 @@ def test_a_call_is_placed(adapter):
     assert result.status == "initiated" and result.carrier_message_id
 
 
+@pytest.mark.parametrize(
+    ("to", "error", "code"),
+    [
+        ("+15005550001", "invalid_phone_number", "21211"),
+        ("+15005550002", "invalid_phone_number", "21214"),
+        ("+15005550003", "unreachable_destination", "21215"),
+        ("+15005550004", "unreachable_destination", "21216"),
+    ],
+)
+def test_twilio_test_numbers_refuse_calls_alike(adapter, to, error, code):
+    carrier, _ = adapter
+    with pytest.raises(CarrierPermanentError) as raised:
+        carrier.place_call(OutboundCall(reference="call_contract", to=to, from_=SENDER, text="hello"))
+    assert (raised.value.error, raised.value.code) == (error, code)
+
+
 def test_secrets_are_masked(adapter):
     carrier, _ = adapter
     shown = carrier.masked_config()

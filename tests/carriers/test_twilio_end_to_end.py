@@ -14,7 +14,8 @@ from werkzeug.serving import make_server
 from comms import create_app
 from comms.carriers.emulator import start_in_thread
 from comms.runtime import Runtime
-from comms.services import apps
+from comms.services import apps, sweeper
+from workers import runner
 
 ACCOUNT_SID = "AC" + "b2" * 16
 AUTH_TOKEN = "e2e-auth-token"
@@ -90,7 +91,11 @@ def deployment(make_settings, twilio_emulator, runtime):
     )
     rt = Runtime(settings)
     holder["app"] = create_app(runtime=rt)
+    pump = runner.Sweeper(rt, 0.05)  # applies the webhook reports the API stored, as workers do
+    pump.start()
     yield Deployment(rt, server, twilio_emulator)
+    pump.stop()
+    pump.join(5)
     server.stop()
     rt.close()
 
@@ -106,8 +111,6 @@ def wait_status(deployment, message_id, wanted, timeout=10.0):
 
 
 def drain(rt):
-    from workers import runner
-
     runner.make_worker(rt).work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 
@@ -159,6 +162,7 @@ def test_forged_and_unsigned_webhooks_are_refused_and_change_nothing(deployment)
         "/webhooks/twilio/message-status", form, query="?reference=msg_other"
     )
     assert tampered_url.status_code == 204  # signed as sent: matches no message, changes nothing
+    sweeper.pump_reports(deployment.runtime)
     assert deployment.get(f"/v1/messages/{r.json['id']}").json["status"] == "queued"
 
 
@@ -171,6 +175,7 @@ def test_duplicate_and_out_of_order_callbacks_are_harmless(deployment):
             "/webhooks/twilio/message-status", _status_form(sid, status), query=query
         )
         assert response.status_code == 204
+    sweeper.pump_reports(deployment.runtime)
     message = deployment.get(f"/v1/messages/{r.json['id']}").json
     assert message["status"] == "delivered"
     statuses = [e["status"] for e in message["events"]]
@@ -184,6 +189,7 @@ def test_a_callback_found_by_the_carrier_sid_alone(deployment):
     message = wait_status(deployment, r.json["id"], "delivered")
     form = _status_form(message["carrier_message_id"], "delivered")
     assert deployment.signed_post("/webhooks/twilio/message-status", form).status_code == 204
+    sweeper.pump_reports(deployment.runtime)
     again = deployment.get(f"/v1/messages/{r.json['id']}").json
     assert [e["status"] for e in again["events"]].count("delivered") == 1
 

@@ -25,8 +25,11 @@ def free_port() -> int:
 
 
 def call(url, key, body=None):
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -36,8 +39,15 @@ def test_comms_run_serves_the_printed_curl_line_on_the_embedded_defaults(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMS_")}
     env["COMMS_HOME"] = str(tmp_path / "home")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "comms.cli", "run", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comms.cli", "run", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -82,9 +92,19 @@ def _alive(tmp_path) -> bool:
 
 
 def test_create_app_json(tmp_path, backing):
-    env = {**os.environ, "COMMS_HOME": str(tmp_path), "COMMS_DATABASE_URL": backing["database_url"],
-           "COMMS_REDIS_URL": backing["redis_url"]}
-    out = subprocess.run([sys.executable, "-m", "comms.cli", "create-app", "acme", "--json"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    env = {
+        **os.environ,
+        "COMMS_HOME": str(tmp_path),
+        "COMMS_DATABASE_URL": backing["database_url"],
+        "COMMS_REDIS_URL": backing["redis_url"],
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "comms.cli", "create-app", "acme", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     created = json.loads(out.strip().splitlines()[-1])
     assert created["app_id"].startswith("app_") and created["api_key"].startswith("ck_")

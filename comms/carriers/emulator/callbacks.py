@@ -200,9 +200,7 @@ class WebhookSender:
         if not ok and attempt < min(retries, len(RETRY_DELAYS)):
             self._count("callbacks_retried")
             delay = RETRY_DELAYS[attempt]
-            self._scheduler.call_later(
-                delay, self._retry, url, params, retries, timeout, then, attempt + 1
-            )
+            self._scheduler.call_later(delay, self._retry, url, params, retries, timeout, then, attempt + 1)
             return
         self._count("callbacks_sent" if ok else "callbacks_failed")
         if then is not None:

@@ -78,7 +78,6 @@ class ControlAPI:
         records = store.newest(to=request.args.get("to"), limit=limit)
         return _json(200, {kind: [listed(record) for record in records]})
 
-
     def _inbound(self, request: Request, kind: str) -> Response:
         """Send the webhook Twilio would send for an inbound call or text; answer with the reply."""
         payload = request.get_json(silent=True) or {}
@@ -87,31 +86,58 @@ class ControlAPI:
         if missing:
             return _problem(400, f"missing fields: {', '.join(missing)}")
         config = self.app.config
-        common = {"AccountSid": config.account_sid, "ApiVersion": API_VERSION, "From": payload["from"],
-                  "To": payload["to"]}
+        common = {
+            "AccountSid": config.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": payload["from"],
+            "To": payload["to"],
+        }
         if kind == "call":
             sid = new_sid("CA")
-            params = dict(common, CallSid=sid, CallStatus="ringing", Direction="inbound",
-                          Caller=payload["from"], Called=payload["to"])
+            params = dict(
+                common,
+                CallSid=sid,
+                CallStatus="ringing",
+                Direction="inbound",
+                Caller=payload["from"],
+                Called=payload["to"],
+            )
         else:
             sid = new_sid("SM")
             body = str(payload["body"])
-            params = dict(common, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, Body=body, NumMedia="0",
-                          NumSegments=str(analyze(body).segments), SmsStatus="received")
+            params = dict(
+                common,
+                MessageSid=sid,
+                SmsSid=sid,
+                SmsMessageSid=sid,
+                Body=body,
+                NumMedia="0",
+                NumSegments=str(analyze(body).segments),
+                SmsStatus="received",
+            )
         try:
             response = self.app.sender.request(payload["url"], params, config.callback_timeout)
         except Exception as exc:  # the receiver being down is the test's finding, not an emulator error
             return _problem(502, f"could not reach {payload['url']}: {exc}")
         body_text = response.body.decode("utf-8", "replace")
-        record = {"sid": sid, "direction": "inbound", "from": payload["from"], "to": payload["to"],
-                  "status": "ringing" if kind == "call" else "received", "_params": params,
-                  "_twiml": body_text}
+        record = {
+            "sid": sid,
+            "direction": "inbound",
+            "from": payload["from"],
+            "to": payload["to"],
+            "status": "ringing" if kind == "call" else "received",
+            "_params": params,
+            "_twiml": body_text,
+        }
         if kind == "sms":
             record["body"] = params["Body"]
         (self.app.calls if kind == "call" else self.app.messages).add(record)
-        return _json(200, {
-            "sid": sid,
-            "status": response.status,
-            "content_type": response.content_type,
-            "body": body_text,
-        })
+        return _json(
+            200,
+            {
+                "sid": sid,
+                "status": response.status,
+                "content_type": response.content_type,
+                "body": body_text,
+            },
+        )

@@ -189,8 +189,9 @@ class EmulatorThread:
         app: the :class:`EmulatorApp`, whose state tests may read directly.
     """
 
-    def __init__(self, config: EmulatorConfig | Mapping[str, Any] | None = None, host: str = "127.0.0.1",
-                 port: int = 0):
+    def __init__(
+        self, config: EmulatorConfig | Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0
+    ):
         self.app = create_emulator_app(config)
         self.server = EmulatorServer(host, port, self.app)
         self.base_url = f"http://{host}:{self.server.port}"
@@ -232,7 +233,8 @@ class EmulatorThread:
         self.stop()
 
 
-def start_in_thread(config: EmulatorConfig | Mapping[str, Any] | None = None, host: str = "127.0.0.1",
-                    port: int = 0) -> EmulatorThread:
+def start_in_thread(
+    config: EmulatorConfig | Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0
+) -> EmulatorThread:
     """Start an emulator on ``host:port`` (0: any free port) in a daemon thread."""
     return EmulatorThread(config, host, port)
