@@ -117,7 +117,13 @@ def run_command(host: str, port: int) -> None:
     }
     # Stop cleanly on SIGTERM too (not only Ctrl-C), so the worker and the embedded Redis go with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    worker = subprocess.Popen([sys.executable, "-m", "comms.cli", "worker"], env=env, start_new_session=True)
+    # Two workers: one only for login codes, so a bulk campaign never holds a code behind a chunk.
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "comms.cli", "worker", *queues], env=env, start_new_session=True
+        )
+        for queues in (["--queues", "verify"], [])
+    ]
     base = f"http://{host}:{port}"
     click.echo(
         f"\ncomms is running on {base}  (docs: {base}/docs)\n"
@@ -133,11 +139,13 @@ def run_command(host: str, port: int) -> None:
 
         run_simple(host, port, current_app._get_current_object(), threaded=True)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)  # the worker and the scheduler process RQ forks
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)  # the worker and the scheduler process RQ forks
+        for worker in workers:
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _demo_app(rt: Runtime) -> str:

@@ -57,5 +57,12 @@ def call_status():
 def inbound_sms():
     carrier = _verified_carrier()
     form = request.form
-    inbound.handle_sms(runtime(), carrier, form.get("From", ""), form.get("To", ""), form.get("Body", ""))
+    inbound.handle_sms(
+        runtime(),
+        carrier,
+        form.get("From", ""),
+        form.get("To", ""),
+        form.get("Body", ""),
+        sid=form.get("MessageSid"),
+    )
     return Response(str(MessagingResponse()), mimetype="application/xml")

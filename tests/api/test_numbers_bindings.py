@@ -401,8 +401,8 @@ def test_the_periodic_job_marks_expired_bindings(api, pool, runtime):
 
 def test_ttl_runs_out_by_itself(api, pool, runtime):
     pool(1)
-    b = bind(api, ttl=1).json
-    later = datetime.now(UTC) + timedelta(seconds=2)
+    b = bind(api, ttl=60).json
+    later = datetime.now(UTC) + timedelta(seconds=61)
     with runtime.db.session() as session:
         binding = session.get(Binding, b["id"])
         assert bindings.effective_status(binding, later) == "expired"

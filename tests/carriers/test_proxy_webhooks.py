@@ -362,7 +362,8 @@ def test_a_relayed_text_is_delivered_through_the_pipeline(deployment, receiver):
     logged = wait_for(delivered)
     message = deployment.api("GET", f"/v1/messages/{logged['message_id']}").json
     assert message["carrier"] == "twilio" and message["from"] == PROXY and message["client_ref"] == b["id"]
-    assert [e["status"] for e in message["events"]] == ["queued", "sending", "sent", "delivered"]
+    # (The carrier's report may overtake the worker's own "sent": then "sent" is late news, an event only.)
+    assert sorted(e["status"] for e in message["events"]) == ["delivered", "queued", "sending", "sent"]
 
     # The app's status callback hears about the relay like any of its messages.
     def called_back():
@@ -370,7 +371,9 @@ def test_a_relayed_text_is_delivered_through_the_pipeline(deployment, receiver):
         return any(r["json"]["status"] == "delivered" for r in receiver.requests)
 
     wait_for(called_back)
-    assert sorted(r["json"]["status"] for r in receiver.requests) == ["delivered", "sending", "sent"]
+    heard = [r["json"]["status"] for r in receiver.requests]
+    assert {"sending", "delivered"} <= set(heard) <= {"sending", "sent", "delivered"}
+    assert len(heard) == len(set(heard))
     for r in receiver.requests:
         assert r["json"]["id"] == logged["message_id"]
         assert callbacks.verify(_secret(deployment), r["raw"], r["headers"]["Comms-Signature"])
