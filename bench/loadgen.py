@@ -61,6 +61,11 @@ async def _connection(
             started = time.perf_counter()
             writer.write(head.encode() + b"\r\n" + body)
             status_line = await reader.readline()
+            if not status_line:  # the server dropped the connection (a worker killed at its timeout)
+                results.statuses[0] = results.statuses.get(0, 0) + 1
+                writer.close()
+                writer = None
+                continue
             length, close = 0, False
             while True:
                 line = await reader.readline()
