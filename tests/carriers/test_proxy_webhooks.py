@@ -3,7 +3,6 @@ message pipeline, interactions logged; every webhook signed with the SDK's Reque
 
 from __future__ import annotations
 
-import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -13,12 +12,10 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from comms import create_app
 from comms.carriers.emulator import start_in_thread
 from comms.models import Binding, BindingParty, Interaction, Message
-from comms.runtime import Runtime
 from comms.services import apps, bindings, callbacks, inbound
 from workers import runner
 
@@ -36,18 +33,6 @@ def twilio_emulator():
     emulator = start_in_thread({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "delivery_delay": 0.05})
     yield emulator
     emulator.stop()
-
-
-class LiveServer:
-    """comms on a local port, so the emulator can call its webhooks."""
-
-    def __init__(self, app):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
 
 class Deployment:
@@ -104,36 +89,10 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(make_settings, twilio_emulator, runtime, receiver):
+def deployment(serve_comms, twilio_emulator, runtime, receiver):
     twilio_emulator.reset()
-    holder = {}
-
-    def app_factory(environ, start_response):
-        return holder["app"](environ, start_response)
-
-    server = LiveServer(app_factory)
-    settings = make_settings(
-        carriers={
-            "twilio": {
-                "type": "twilio",
-                "account_sid": ACCOUNT_SID,
-                "auth_token": AUTH_TOKEN,
-                "from": SENDER,
-                "api_base_url": twilio_emulator.base_url,
-                "webhook_base_url": server.url,
-            }
-        },
-        routes=({"prefix": "", "carrier": "twilio", "priority": 1},),
-    )
-    rt = Runtime(settings)
-    holder["app"] = create_app(runtime=rt)
-    pump = runner.Sweeper(rt, 0.05)  # applies stored carrier reports, as workers do
-    pump.start()
-    yield Deployment(rt, server, twilio_emulator, receiver.url)
-    pump.stop()
-    pump.join(5)
-    server.stop()
-    rt.close()
+    served = serve_comms(twilio_emulator, ACCOUNT_SID, AUTH_TOKEN, SENDER)
+    return Deployment(served.runtime, served, twilio_emulator, receiver.url)
 
 
 def dial_of(response) -> ET.Element | None:

@@ -3,13 +3,11 @@ webhooks back; forged webhooks are refused; STOP blocks further sends until STAR
 
 from __future__ import annotations
 
-import threading
 import time
 from urllib.parse import urlencode
 
 import pytest
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from comms import create_app
 from comms.carriers.emulator import start_in_thread
@@ -28,18 +26,6 @@ def twilio_emulator():
     emulator = start_in_thread({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "delivery_delay": 0.05})
     yield emulator
     emulator.stop()
-
-
-class LiveServer:
-    """A WSGI app on a local port, so the emulator can call comms' webhooks."""
-
-    def __init__(self, app):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
 
 class Deployment:
@@ -68,36 +54,10 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(make_settings, twilio_emulator, runtime):
+def deployment(serve_comms, twilio_emulator, runtime):
     twilio_emulator.reset()
-    holder = {}
-
-    def app_factory(environ, start_response):  # the server starts before the app exists
-        return holder["app"](environ, start_response)
-
-    server = LiveServer(app_factory)
-    settings = make_settings(
-        carriers={
-            "twilio": {
-                "type": "twilio",
-                "account_sid": ACCOUNT_SID,
-                "auth_token": AUTH_TOKEN,
-                "from": SENDER,
-                "api_base_url": twilio_emulator.base_url,
-                "webhook_base_url": server.url,
-            }
-        },
-        routes=({"prefix": "", "carrier": "twilio", "priority": 1},),
-    )
-    rt = Runtime(settings)
-    holder["app"] = create_app(runtime=rt)
-    pump = runner.Sweeper(rt, 0.05)  # applies the webhook reports the API stored, as workers do
-    pump.start()
-    yield Deployment(rt, server, twilio_emulator)
-    pump.stop()
-    pump.join(5)
-    server.stop()
-    rt.close()
+    served = serve_comms(twilio_emulator, ACCOUNT_SID, AUTH_TOKEN, SENDER)
+    return Deployment(served.runtime, served, twilio_emulator)
 
 
 def wait_status(deployment, message_id, wanted, timeout=10.0):
