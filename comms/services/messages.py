@@ -278,7 +278,7 @@ def dispatch(
         pass
 
 
-def get(session: Session, app_id: str, message_id: str, *, with_events: bool = True) -> Message:
+def get(session: Session, app_id: str, message_id: str) -> Message:
     message = session.scalar(select(Message).where(Message.id == message_id, Message.app_id == app_id))
     if message is None:
         raise NotFound("No such message.")
